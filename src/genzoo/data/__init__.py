@@ -1,0 +1,99 @@
+"""Data specs -> datasets.
+
+A data spec is a builtin name (``digits``, ``moons``, ...), a named public set
+(``fashion-mnist``, downloaded once with a checksum), or a path. Each modality module
+registers the builtins and file kinds it reads with :func:`builtin` and :func:`reader`;
+:func:`load` picks one.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from genzoo.data.dataset import TensorDataset
+from genzoo.errors import GenzooError
+
+
+@dataclass
+class DataOptions:
+    """How to turn raw data into the tensors a family wants. ``None`` means "as it is"."""
+    image_size: int | None = None     # square side length for images
+    resize: str = "auto"              # auto | pad | resize | crop
+    channels: int | None = None       # 1 (grey) or 3 (RGB) for images
+    holdout: float = 0.1              # fraction (< 1) or count of items held out, from the end
+    max_items: int | None = None      # use only the first N items
+    # text
+    template: str | None = None       # record template for .csv/.jsonl text
+    tokenizer: str = "char"           # char | word | bpe
+    vocab_size: int = 10000
+    context: int = 80                 # tokens per training window
+
+
+_BUILTINS: dict[str, Callable[[DataOptions], TensorDataset]] = {}
+_READERS: list[tuple[Callable[[Path], bool], Callable[[Path, DataOptions], TensorDataset]]] = []
+# modules that register builtins/readers when imported; a missing one is simply skipped
+_MODULES = ["genzoo.data.images", "genzoo.data.sources", "genzoo.data.points",
+            "genzoo.data.text", "genzoo.data.music"]
+_loaded = False
+
+
+def builtin(name: str):
+    """Register ``fn(options) -> TensorDataset`` under a builtin name."""
+    def deco(fn):
+        _BUILTINS[name] = fn
+        return fn
+    return deco
+
+
+def reader(accepts: Callable[[Path], bool]):
+    """Register ``fn(path, options) -> TensorDataset`` for the paths ``accepts`` says yes to."""
+    def deco(fn):
+        _READERS.append((accepts, fn))
+        return fn
+    return deco
+
+
+def _ensure_loaded():
+    global _loaded
+    if not _loaded:
+        for m in _MODULES:
+            try:
+                importlib.import_module(m)
+            except ModuleNotFoundError as e:
+                if e.name != m:
+                    raise
+        _loaded = True
+
+
+def builtin_names() -> list[str]:
+    _ensure_loaded()
+    return sorted(_BUILTINS)
+
+
+def load(spec: str, options: DataOptions | None = None) -> TensorDataset:
+    """The dataset named by ``spec``: builtin/named set first, then a path."""
+    _ensure_loaded()
+    options = options or DataOptions()
+    if spec in _BUILTINS:
+        ds = _BUILTINS[spec](options)
+    else:
+        path = Path(spec).expanduser()
+        if not path.exists():
+            raise GenzooError(
+                f"{spec}: no such file or folder, and not a builtin dataset "
+                f"(builtins: {', '.join(builtin_names())})")
+        for accepts, fn in _READERS:
+            if accepts(path):
+                ds = fn(path, options)
+                break
+        else:
+            raise GenzooError(f"{spec}: don't know how to read this kind of file")
+    if options.max_items is not None:
+        import torch
+        ds = ds.subset(torch.arange(min(options.max_items, len(ds))))
+    return ds
+
+
+__all__ = ["DataOptions", "TensorDataset", "load", "builtin", "reader", "builtin_names"]
