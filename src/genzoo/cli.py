@@ -1,0 +1,50 @@
+"""The ``genzoo`` command.
+
+Each sub-command lives in ``genzoo.commands.<name>`` with ``HELP``, ``add_arguments(parser)``
+and ``run(args) -> int``. A :class:`GenzooError` becomes one line on stderr and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from genzoo import __version__
+from genzoo.errors import GenzooError
+
+COMMANDS = ["list", "train", "sample", "info", "data", "eval", "compare", "report"]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genzoo", description="Train, sample, measure and compare "
+                                "generative models of every major family.")
+    p.add_argument("--version", action="version", version=f"genzoo {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(f"genzoo.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"genzoo.commands.{name}":
+                continue        # a command not built yet
+            raise
+        sp = sub.add_parser(name, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        mod.add_arguments(sp)
+        sp.set_defaults(_run=mod.run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args._run(args) or 0
+    except GenzooError as e:
+        print(f"genzoo: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("genzoo: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``genzoo`` command line (see ``genzoo.cli``)."""

@@ -1,0 +1,1 @@
+"""Measuring generative models: likelihoods, feature-space distances, novelty."""

@@ -1,0 +1,1 @@
+"""Families: one module (or small package) per model; each registers itself."""

@@ -1,0 +1,107 @@
+"""Autoencoder (Hinton & Salakhutdinov 2006; the convolutional recipe of Foster's
+"Generative Deep Learning", ch. 3).
+
+An encoder compresses an image x to a low-dimensional code z = e(x) and a decoder maps it back,
+x_hat = d(z); both are trained together to minimise the reconstruction error, here the binary
+cross-entropy between x and x_hat per pixel. The 2-d latent of the classic recipe can be drawn.
+An autoencoder has no prior over z, so to generate we decode codes drawn from a Gaussian fitted
+to the codes of the training images (running moments, kept like batch norm's statistics).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genzoo.models.base import DataInfo, Family, Objective
+from genzoo.nn.conv import ConvDecoder, ConvEncoder
+from genzoo.registry import register
+
+
+@dataclass
+class AutoencoderConfig:
+    latent_dim: int = 2                     # size of z (2 so that the latent space can be drawn)
+    widths: tuple[int, ...] = (32, 64, 128)  # encoder channels; the decoder mirrors them
+    activation: str = "relu"                # relu | leaky_relu | silu
+    batch_norm: bool = False
+    image_size: int = 32                    # the recipe's side; data is adapted to it
+    lr: float = 1e-3                        # Adam, betas (0.9, 0.999)
+
+    def validate(self):
+        if self.latent_dim < 1:
+            raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
+        if self.image_size % 2 ** len(self.widths):
+            raise ValueError(f"image_size {self.image_size} must be divisible by "
+                             f"2^{len(self.widths)} (one halving per encoder layer)")
+
+
+class ConvLatentModel(Family):
+    """Encoder/decoder pair over images; subclasses choose the head and the loss."""
+    train_defaults = {"batch_size": 100, "steps": 3000}
+    code_size = 1           # the head outputs code_size * latent_dim numbers
+
+    def __init__(self, config: AutoencoderConfig, data: DataInfo):
+        super().__init__(config, data)
+        shape = tuple(data.shape)
+        self.encoder = ConvEncoder(shape, list(config.widths), config.activation, config.batch_norm)
+        self.head = nn.Linear(self.encoder.out_features, self.code_size * config.latent_dim)
+        self.decoder = ConvDecoder(config.latent_dim, shape, self.encoder.feature_shape,
+                                   list(reversed(config.widths)), config.activation,
+                                   config.batch_norm)
+
+    @classmethod
+    def data_defaults(cls, config) -> dict:
+        return {"image_size": config.image_size}
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Codes -> images in [0, 1]."""
+        return torch.sigmoid(self.decoder(z))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Images -> one point code each (the posterior mean for a VAE)."""
+        raise NotImplementedError
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    def loss(self, batch: dict) -> dict:
+        raise NotImplementedError
+
+    def objectives(self):
+        return [Objective("model", self.loss, list(self.parameters()), lr=self.config.lr)]
+
+
+@register("autoencoder", config=AutoencoderConfig, taxonomy="implicit", modality="image",
+          summary="conv autoencoder with a 2-d code; samples from a Gaussian fitted to the codes",
+          showcase=lambda *a, **k: _showcase(*a, **k))
+class Autoencoder(ConvLatentModel):
+
+    def __init__(self, config: AutoencoderConfig, data: DataInfo):
+        super().__init__(config, data)
+        self.register_buffer("z_mean", torch.zeros(config.latent_dim))
+        self.register_buffer("z_var", torch.ones(config.latent_dim))
+
+    def encode(self, x):
+        return self.head(self.encoder(x))
+
+    def loss(self, batch):
+        x = batch["x"]
+        z = self.encode(x)
+        if self.training:       # running moments of the codes, for sampling
+            with torch.no_grad():
+                self.z_mean.lerp_(z.mean(0).float(), 0.01)
+                self.z_var.lerp_(z.var(0).float(), 0.01)
+        bce = F.binary_cross_entropy_with_logits(self.decoder(z), x)
+        return {"loss": bce, "bce": bce}
+
+    @torch.no_grad()
+    def sample(self, n, generator=None):
+        eps = torch.randn(n, self.config.latent_dim, generator=generator, device=self.device)
+        return self.decode(self.z_mean + self.z_var.sqrt() * eps)
+
+
+def _showcase(*args, **kwargs):
+    from genzoo.viz.latent import showcase
+    return showcase(*args, **kwargs)

@@ -1,0 +1,3 @@
+from genzoo.training.trainer import TrainConfig, Trainer
+
+__all__ = ["TrainConfig", "Trainer"]

@@ -1,0 +1,344 @@
+"""The one training loop, for every family.
+
+Each step, every objective of the family is updated ``repeats`` times, each time on a fresh
+batch; then the EMA weights move, and on their schedules the loop logs, evaluates on held-out
+data, draws a sample grid from a fixed seed and writes a checkpoint. A checkpoint holds all
+that the next step depends on (weights, optimisers, EMA, schedule, RNG states, the data
+position), so a run killed at any moment resumes from its last checkpoint and ends with the
+same weights as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from genzoo import __version__
+from genzoo.data.dataset import TensorDataset
+from genzoo.models.base import Family
+from genzoo.training import checkpoint as ckpt
+from genzoo.training.ema import EMA
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 3000               # optimisation steps (a step updates every objective)
+    epochs: float | None = None     # if set, steps = epochs * len(data) / batch_size
+    batch_size: int = 128
+    lr_schedule: str = "constant"   # constant | cosine | linear (decay after warm-up)
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.1       # final lr / base lr for cosine and linear
+    grad_clip: float = 0.0          # max global grad norm per objective; 0 = off
+    precision: str = "fp32"         # fp32 | bf16 (autocast; never fp16 on CPU)
+    compile: bool = False           # torch.compile the family's sub-networks
+    ema_decay: float = 0.0          # 0 = no EMA; sampling uses the EMA weights when kept
+    seed: int = 0
+    device: str = "auto"            # auto | cpu | cuda | cuda:N
+    log_every: int = 10
+    eval_every: int = 500           # held-out evaluation; 0 = off
+    eval_batches: int = 4
+    sample_every: int = 500         # sample grid from a fixed seed; 0 = off
+    sample_n: int = 64
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    tensorboard: bool = False
+    progress: bool = True
+
+    def validate(self):
+        if self.steps < 0:
+            raise ValueError(f"steps must be >= 0, got {self.steps}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.lr_schedule not in ("constant", "cosine", "linear"):
+            raise ValueError(f"lr_schedule must be constant, cosine or linear, got {self.lr_schedule!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16, got {self.precision!r}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.checkpoint_every < 0 or self.sample_every < 0 or self.log_every < 1:
+            raise ValueError("checkpoint_every and sample_every must be >= 0, log_every >= 1")
+
+    def total_steps(self, n_items: int) -> int:
+        if self.epochs is not None:
+            return max(1, math.ceil(self.epochs * n_items / min(self.batch_size, n_items)))
+        return self.steps
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Batches:
+    """Endless batches of indices: a fresh permutation each epoch, seeded by (seed, epoch).
+
+    Its whole state is (epoch, position), so resuming from a checkpoint continues the very
+    same sequence of batches.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        self.n, self.batch_size, self.seed = n, min(batch_size, n), seed
+        self.epoch, self.pos = 0, 0
+        self._perm = self._permutation()
+
+    def _permutation(self) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return torch.randperm(self.n, generator=g)
+
+    def next(self) -> torch.Tensor:
+        if self.pos + self.batch_size > self.n:
+            self.epoch, self.pos = self.epoch + 1, 0
+            self._perm = self._permutation()
+        idx = self._perm[self.pos:self.pos + self.batch_size]
+        self.pos += self.batch_size
+        return idx
+
+    def state(self) -> dict:
+        return {"epoch": self.epoch, "pos": self.pos}
+
+    def load(self, state: dict) -> None:
+        self.epoch, self.pos = state["epoch"], state["pos"]
+        self._perm = self._permutation()
+
+
+def lr_factor(cfg: TrainConfig, total: int):
+    """Multiplier of the base learning rate at a step: linear warm-up, then the schedule."""
+    def f(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        if cfg.lr_schedule == "constant":
+            return 1.0
+        t = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
+        lo = cfg.min_lr_ratio
+        if cfg.lr_schedule == "cosine":
+            return lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * t))
+        return 1 - (1 - lo) * t
+    return f
+
+
+def _rng_state() -> tuple[dict, dict]:
+    tensors = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = s
+    np_state = np.random.get_state()
+    plain = {"python": _jsonable(random.getstate()),
+             "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]]}
+    return tensors, plain
+
+
+def _jsonable(x):
+    return [_jsonable(v) for v in x] if isinstance(x, (tuple, list)) else x
+
+
+def _set_rng_state(tensors: dict, plain: dict) -> None:
+    torch.set_rng_state(tensors["rng.torch"])
+    cuda = sorted(k for k in tensors if k.startswith("rng.cuda."))
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([tensors[k] for k in cuda])
+    py = plain["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = plain["numpy"]
+    np.random.set_state((n[0], np.array(n[1], dtype=np.uint32), *n[2:]))
+
+
+class Trainer:
+    """Trains ``model`` on ``data`` as ``config`` says; writes to ``run`` when given one.
+
+    ``run`` is a :class:`genzoo.training.run.RunDir` (or None for in-memory training, as in
+    notebooks and tests).
+    """
+
+    def __init__(self, model: Family, data: TensorDataset, config: TrainConfig,
+                 run=None, held_out: TensorDataset | None = None, description: dict | None = None):
+        self.cfg = config
+        self.device = resolve_device(config.device)
+        torch.manual_seed(config.seed)
+        random.seed(config.seed)
+        np.random.seed(config.seed)
+        self.model = model.to(self.device)
+        self.data = data.to(self.device)
+        self.held_out = held_out.to(self.device) if held_out is not None else None
+        self.run = run
+        self.description = description or {}
+        self.total = config.total_steps(len(data))
+        self.objectives = model.objectives()
+        self.optimizers = [o.make_optimizer() for o in self.objectives]
+        f = lr_factor(config, self.total)
+        self.schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, f) for opt in self.optimizers]
+        self.ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
+        self.batches = Batches(len(data), config.batch_size, config.seed)
+        self.step = 0
+        self.last_metrics: dict = {}
+        self._writer = None
+        if config.compile:
+            for child in model.children():
+                child.compile()     # in place: state_dict keys keep no `_orig_mod.` prefix
+        if run is not None and run.latest_checkpoint() is not None:
+            self.load(run.latest_checkpoint())
+
+    # -- one step --------------------------------------------------------------------------
+    def _autocast(self):
+        if self.cfg.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _batch(self) -> dict:
+        return self.data.batch(self.batches.next())
+
+    def train_step(self) -> dict[str, float]:
+        self.model.train()
+        logs: dict[str, torch.Tensor] = {}
+        several = len(self.objectives) > 1
+        for obj, opt in zip(self.objectives, self.optimizers):
+            if several:     # gradients only for this player's parameters
+                mine = {id(p) for p in obj.parameters()}
+                for p in self.model.parameters():
+                    p.requires_grad_(id(p) in mine)
+            for _ in range(obj.repeats):
+                with self._autocast():
+                    out = obj.loss(self._batch())
+                opt.zero_grad(set_to_none=True)
+                out["loss"].backward()
+                if self.cfg.grad_clip > 0:
+                    norm = torch.nn.utils.clip_grad_norm_(list(obj.parameters()), self.cfg.grad_clip)
+                    out = {**out, "grad_norm": norm}
+                opt.step()
+            prefix = f"{obj.name}/" if several else ""
+            logs.update({prefix + k: v.detach() for k, v in out.items()})
+        if several:
+            for p in self.model.parameters():
+                p.requires_grad_(True)
+        for s in self.schedulers:
+            s.step()
+        if self.ema is not None:
+            self.ema.update()
+        self.step += 1
+        return logs
+
+    # -- the loop --------------------------------------------------------------------------
+    def fit(self) -> dict:
+        cfg = self.cfg
+        if self.run is not None and cfg.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+            self._writer = SummaryWriter(str(self.run.path / "tensorboard"))
+        bar = tqdm(total=self.total, initial=self.step, disable=not cfg.progress,
+                   desc=self.model.family_name or "train", unit="step", dynamic_ncols=True)
+        t0, steps0 = time.perf_counter(), self.step
+        try:
+            while self.step < self.total:
+                logs = self.train_step()
+                bar.update(1)
+                if self.step % cfg.log_every == 0 or self.step == self.total:
+                    rate = (self.step - steps0) / max(1e-9, time.perf_counter() - t0)
+                    scalars = {k: float(v) for k, v in logs.items()}
+                    scalars["lr"] = self.schedulers[0].get_last_lr()[0]
+                    scalars["steps_per_s"] = rate
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in scalars.items()
+                                     if k.endswith("loss")}, refresh=False)
+                    self._log(scalars)
+                if cfg.eval_every and self.held_out is not None and (
+                        self.step % cfg.eval_every == 0 or self.step == self.total):
+                    self._log(self.evaluate())
+                if self.run is not None and cfg.sample_every and (
+                        self.step % cfg.sample_every == 0 or self.step == self.total):
+                    self.sample_grid()
+                if self.run is not None and cfg.checkpoint_every and (
+                        self.step % cfg.checkpoint_every == 0 or self.step == self.total):
+                    self.save()
+        except KeyboardInterrupt:     # Ctrl-C: keep the work done so far, then stop
+            if self.run is not None:
+                self.save()
+            raise
+        finally:
+            bar.close()
+            if self._writer is not None:
+                self._writer.close()
+        return self.last_metrics
+
+    def _log(self, scalars: dict[str, float]) -> None:
+        self.last_metrics.update(scalars)
+        if self.run is not None:
+            self.run.log({"step": self.step, **scalars})
+        if self._writer is not None:
+            for k, v in scalars.items():
+                self._writer.add_scalar(k, v, self.step)
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Mean of the family's held-out scalars over a few fixed batches."""
+        self.model.eval()
+        n = len(self.held_out)
+        bs = min(self.cfg.batch_size, n)
+        sums: dict[str, float] = {}
+        count = 0
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(self.cfg.seed)
+            for start in range(0, min(n, bs * self.cfg.eval_batches), bs):
+                idx = torch.arange(start, min(n, start + bs), device=self.device)
+                with self._autocast(), self.sampling_weights():
+                    out = self.model.evaluate(self.held_out.batch(idx))
+                for k, v in out.items():
+                    sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
+                count += len(idx)
+        return {f"val/{k}": v / count for k, v in sums.items()}
+
+    def sampling_weights(self):
+        return self.ema.applied() if self.ema is not None else contextlib.nullcontext()
+
+    @torch.no_grad()
+    def sample_grid(self) -> None:
+        """A grid of samples from the same fixed seed at every call, to watch training."""
+        from genzoo.viz.samples import save_samples
+        self.model.eval()
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            g = torch.Generator(self.device).manual_seed(self.cfg.seed + 12345)
+            with self.sampling_weights():
+                x = self.model.sample(self.cfg.sample_n, generator=g)
+        save_samples(x, self.model.data, self.run.path / "samples" / f"step_{self.step:08d}")
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def state(self) -> tuple[dict, dict]:
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        desc = {**self.description, "step": self.step, "batches": self.batches.state(),
+                "versions": {"genzoo": __version__, "torch": torch.__version__}}
+        if self.ema is not None:
+            tensors.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
+            desc["ema_updates"] = self.ema.updates
+        desc["optimizers"] = [ckpt.flatten(o.state_dict(), f"optim.{i}", tensors)
+                              for i, o in enumerate(self.optimizers)]
+        desc["schedulers"] = [s.state_dict() for s in self.schedulers]
+        rng_t, rng_plain = _rng_state()
+        tensors.update(rng_t)
+        desc["rng"] = rng_plain
+        desc["metrics"] = self.last_metrics
+        return tensors, desc
+
+    def save(self) -> None:
+        tensors, desc = self.state()
+        folder = self.run.path / "checkpoints"
+        ckpt.save(folder / ckpt.name_for(self.step), tensors, desc)
+        for old in ckpt.listing(folder)[:-self.cfg.keep_checkpoints]:
+            old.unlink(missing_ok=True)
+            old.with_suffix(".json").unlink(missing_ok=True)
+
+    def load(self, path) -> None:
+        tensors, desc = ckpt.load(path, self.device)
+        self.model.load_state_dict(ckpt.sub(tensors, "model"))
+        if self.ema is not None and "ema_updates" in desc:
+            self.ema.load_state_dict(ckpt.sub(tensors, "ema"), desc["ema_updates"])
+        for opt, skel in zip(self.optimizers, desc["optimizers"]):
+            opt.load_state_dict(ckpt.unflatten(skel, tensors))
+        for s, st in zip(self.schedulers, desc["schedulers"]):
+            s.load_state_dict(st)
+        self.batches.load(desc["batches"])
+        _set_rng_state({k: v.cpu() for k, v in tensors.items() if k.startswith("rng.")}, desc["rng"])
+        self.step = desc["step"]
+        self.last_metrics = desc.get("metrics", {})

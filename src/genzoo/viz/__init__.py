@@ -1,0 +1,1 @@
+"""Pictures: image grids, latent plots, curves, and per-modality sample writers."""
