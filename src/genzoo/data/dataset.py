@@ -23,6 +23,7 @@ class TensorDataset:
     y: Tensor | None = None         # int64 class labels (N,), when the data has them
     class_names: list[str] | None = None
     meta: dict = field(default_factory=dict)   # modality extras (tokenizer, notes applied, ...)
+    items: dict[str, Tensor] = field(default_factory=dict)  # more per-item tensors (e.g. "mask")
 
     def __post_init__(self):
         if len(self.x) == 0:
@@ -53,15 +54,19 @@ class TensorDataset:
         out = {"x": x}
         if self.y is not None:
             out["y"] = self.y[idx]
+        for k, v in self.items.items():
+            out[k] = v[idx]
         return out
 
     def to(self, device) -> "TensorDataset":
         y = self.y.to(device) if self.y is not None else None
-        return replace(self, x=self.x.to(device), y=y)
+        return replace(self, x=self.x.to(device), y=y,
+                       items={k: v.to(device) for k, v in self.items.items()})
 
     def subset(self, idx: Tensor, source: str | None = None) -> "TensorDataset":
         y = self.y[idx] if self.y is not None else None
-        return replace(self, x=self.x[idx], y=y, source=source or self.source)
+        return replace(self, x=self.x[idx], y=y, source=source or self.source,
+                       items={k: v[idx] for k, v in self.items.items()})
 
     def split(self, holdout: float | int) -> tuple["TensorDataset", "TensorDataset | None"]:
         """(train, held-out). ``holdout`` is a fraction (< 1) or a count, taken from the end.
