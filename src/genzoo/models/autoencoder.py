@@ -89,10 +89,10 @@ class Autoencoder(ConvLatentModel):
     def loss(self, batch):
         x = batch["x"]
         z = self.encode(x)
-        if self.training:       # running moments of the codes, for sampling
+        if self.training:       # running moments of the codes (momentum 0.1, as batch norm)
             with torch.no_grad():
-                self.z_mean.lerp_(z.mean(0).float(), 0.01)
-                self.z_var.lerp_(z.var(0).float(), 0.01)
+                self.z_mean.lerp_(z.mean(0).float(), 0.1)
+                self.z_var.lerp_(z.var(0).float(), 0.1)
         bce = F.binary_cross_entropy_with_logits(self.decoder(z), x)
         return {"loss": bce, "bce": bce}
 

@@ -77,8 +77,10 @@ def train(description: dict, out: str | Path | None = None, *, resume: bool = Fa
     family = description["family"]
     train_ds, held = load_data(description, log)
     description["data_info"] = DataInfo.of(train_ds).to_dict()
-    model = build_model(description)
     train_cfg = C.from_dict(TrainConfig, description["train"], where="train config")
+    import torch
+    torch.manual_seed(train_cfg.seed)         # the initial weights follow the seed too
+    model = build_model(description)
     train_cfg.progress = progress
 
     if resume:

@@ -62,6 +62,17 @@ class RunDir:
             return []
         return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
 
+    def truncate_metrics(self, step: int) -> None:
+        """Forget records logged after ``step`` (a resumed run logs them again)."""
+        p = self.path / "metrics.jsonl"
+        if p.exists():
+            keep = [json.dumps(r) + "\n" for r in self.metrics() if r.get("step", 0) <= step]
+            tmp = p.with_name(".metrics.jsonl.tmp")
+            tmp.write_text("".join(keep))
+            tmp.replace(p)
+        for stale in (self.path / "checkpoints").glob(".tmp-*"):   # a write cut off by a kill
+            stale.unlink()
+
     def latest_checkpoint(self) -> Path | None:
         found = ckpt.listing(self.path / "checkpoints")
         return found[-1] if found else None

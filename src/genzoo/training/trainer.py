@@ -183,6 +183,7 @@ class Trainer:
                 child.compile()     # in place: state_dict keys keep no `_orig_mod.` prefix
         if run is not None and run.latest_checkpoint() is not None:
             self.load(run.latest_checkpoint())
+            run.truncate_metrics(self.step)
 
     # -- one step --------------------------------------------------------------------------
     def _autocast(self):

@@ -1,0 +1,49 @@
+"""Shared fixtures: tiny data made by the tests, a private cache folder, quiet progress bars."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from genzoo.data.dataset import TensorDataset
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENZOO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+
+
+def blobs(n: int = 96, side: int = 16, channels: int = 1, seed: int = 0) -> np.ndarray:
+    """Easy images: a bright square at one of 4 places; labels = the place."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, n)
+    x = np.zeros((n, side, side, channels), np.uint8)
+    h = side // 2
+    for i, c in enumerate(y):
+        r, q = divmod(int(c), 2)
+        x[i, r * h:(r + 1) * h, q * h:(q + 1) * h] = 200 + rng.integers(0, 55)
+    return x, y
+
+
+@pytest.fixture
+def image_npz(tmp_path):
+    """A .npz file of 96 16x16 grey images with 4 classes."""
+    x, y = blobs()
+    path = tmp_path / "blobs.npz"
+    np.savez(path, x=x, y=y)
+    return path
+
+
+@pytest.fixture
+def image_data():
+    """The same blobs as an in-memory TensorDataset (N, 1, 16, 16) uint8."""
+    x, y = blobs()
+    return TensorDataset(x=torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), modality="image",
+                         source="blobs", y=torch.from_numpy(y).long(),
+                         class_names=["tl", "tr", "bl", "br"])
+
+
+# Small settings for the classic conv autoencoder/VAE so that tests run in seconds.
+TINY_AE = ["--set", "widths=[8,16]", "--set", "image_size=16", "--set", "latent_dim=2"]

@@ -1,0 +1,100 @@
+"""Autoencoder and VAE: shapes, the KL and likelihood formulas, bounds, learning."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.distributions import Normal, kl_divergence
+
+from genzoo.evaluation.likelihood import bits_per_dim, dequantize
+from genzoo.models.autoencoder import Autoencoder, AutoencoderConfig
+from genzoo.models.base import DataInfo
+from genzoo.models.vae import VAE, VAEConfig, continuous_bernoulli_log_norm, kl_standard_normal
+from genzoo.training import TrainConfig, Trainer
+
+GREY = DataInfo("image", (1, 16, 16))
+TINY = dict(widths=(8, 16), image_size=16)
+
+
+def test_shapes_and_ranges():
+    for cls, cfg in ((Autoencoder, AutoencoderConfig(**TINY)), (VAE, VAEConfig(**TINY, latent_dim=3))):
+        m = cls(cfg, GREY)
+        x = torch.rand(5, 1, 16, 16)
+        z = m.encode(x)
+        assert z.shape == (5, cfg.latent_dim)
+        r = m.reconstruct(x)
+        assert r.shape == x.shape and r.min() >= 0 and r.max() <= 1
+        s = m.sample(7, generator=torch.Generator().manual_seed(0))
+        assert s.shape == (7, 1, 16, 16) and s.min() >= 0 and s.max() <= 1
+
+
+def test_deep_colour_variant_shapes():
+    cfg = VAEConfig(**{**VAE.presets["celeba"], "latent_dim": 20, "image_size": 32})
+    m = VAE(cfg, DataInfo("image", (3, 32, 32)))
+    mu, log_var = m.posterior(torch.rand(2, 3, 32, 32))
+    assert mu.shape == log_var.shape == (2, 20)
+    assert m.sample(2).shape == (2, 3, 32, 32)
+    assert any(isinstance(x, torch.nn.BatchNorm2d) for x in m.modules())
+
+
+def test_kl_matches_the_closed_form_of_torch_distributions():
+    mu, log_var = torch.randn(6, 4), torch.randn(6, 4)
+    q = Normal(mu, (0.5 * log_var).exp())
+    p = Normal(torch.zeros(4), torch.ones(4))
+    expected = kl_divergence(q, p).sum(-1)
+    torch.testing.assert_close(kl_standard_normal(mu, log_var), expected)
+    assert torch.all(kl_standard_normal(torch.zeros(3, 2), torch.zeros(3, 2)) == 0)
+
+
+def test_continuous_bernoulli_density_integrates_to_one():
+    x = torch.linspace(0, 1, 20001)[:, None]
+    for logit in (-7.0, -1.3, -1e-4, 0.0, 0.5, 4.0):
+        l = torch.full((1,), logit)
+        lam = torch.sigmoid(l)
+        log_p = x * lam.log() + (1 - x) * (1 - lam).log() + continuous_bernoulli_log_norm(l)
+        integral = torch.trapezoid(log_p.exp().squeeze(1), x.squeeze(1))
+        assert integral.item() == pytest.approx(1.0, abs=1e-4), logit
+
+
+def test_elbo_is_finite_and_below_the_importance_weighted_bound(image_data):
+    m = VAE(VAEConfig(**TINY, latent_dim=4), DataInfo.of(image_data))
+    Trainer(m, image_data, TrainConfig(steps=60, batch_size=32, progress=False)).fit()
+    m.eval()
+    x = dequantize(image_data.batch(torch.arange(16))["x"])
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        elbo = torch.stack([m.elbo(x, g) for _ in range(128)]).mean(0)
+        iw = m.iw_bound(x, k=128, generator=g)
+    assert torch.isfinite(elbo).all() and torch.isfinite(iw).all()
+    # log E[w] >= E[log w] (Jensen): the K-sample bound is the tighter one
+    assert iw.mean() > elbo.mean()
+    assert torch.all(bits_per_dim(elbo, x[0].numel()) > 0)
+
+
+def test_bits_per_dim_of_a_uniform_density_is_eight():
+    # the uniform density on [0,1]^D has log p = 0: each dimension pays exactly log2(256) bits
+    assert bits_per_dim(torch.zeros(3), dims=100).tolist() == [8.0, 8.0, 8.0]
+    assert bits_per_dim(torch.tensor([-100 * math.log(2)]), dims=100, continuous=False).item() == pytest.approx(1.0)
+
+
+def test_vae_loss_and_held_out_bound_fall(image_data):
+    train, held = image_data.split(16)
+    m = VAE(VAEConfig(**TINY, beta=256.0), DataInfo.of(train))
+    t = Trainer(m, train, TrainConfig(steps=200, batch_size=32, progress=False, eval_every=0),
+                held_out=held)
+    before = t.evaluate()
+    t.fit()
+    after = t.evaluate()
+    assert after["val/loss"] < 0.8 * before["val/loss"]
+    assert after["val/elbo_bpd"] < before["val/elbo_bpd"]
+
+
+def test_autoencoder_samples_from_the_fitted_code_distribution(image_data):
+    m = Autoencoder(AutoencoderConfig(**TINY), DataInfo.of(image_data))
+    Trainer(m, image_data, TrainConfig(steps=100, batch_size=32, progress=False)).fit()
+    with torch.no_grad():
+        z = m.encode(image_data.batch(torch.arange(96))["x"])
+    # running moments of the codes follow the codes themselves
+    assert torch.allclose(m.z_mean, z.mean(0), atol=0.5 * z.std(0).max().item())
+    assert (m.z_var > 0).all()
