@@ -1,0 +1,84 @@
+"""DCGAN (Radford, Metz & Chintala 2016) playing the GAN game of Goodfellow et al. (2014);
+the recipe of Foster's "Generative Deep Learning", ch. 4.
+
+The discriminator D(x) = sigmoid(logit) is a binary classifier trained by cross-entropy to say
+1 for real images and 0 for generated ones: it maximises log D(x) + log(1 - D(G(z))). The
+generator is trained with the non-saturating loss -log D(G(z)) (same fixed point, strong
+gradients early on). Noisy or smoothed targets for D (Salimans et al. 2016) keep it from
+becoming too sure of itself, which would starve G of gradient.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from genzoo.models.gan.adversarial import GANConfig, ImageGAN
+from genzoo.registry import register
+
+
+@dataclass
+class DCGANConfig(GANConfig):
+    k: int = 1                       # discriminator updates per generator update (Goodfellow's k)
+    label_noise: float = 0.1         # real targets ~ U(1 - noise, 1), fake ~ U(0, noise); 0 = off
+    label_smoothing: float = 0.0     # one-sided: real targets scaled by (1 - smoothing)
+
+    def validate(self):
+        super().validate()
+        if self.k < 1:
+            raise ValueError(f"k must be >= 1, got {self.k}")
+        if not 0 <= self.label_noise < 0.5 or not 0 <= self.label_smoothing < 0.5:
+            raise ValueError("label_noise and label_smoothing must be in [0, 0.5)")
+
+
+PRESETS = {
+    # Radford et al.'s discriminator: no dropout, hard 0/1 targets.
+    "paper": dict(d_dropout=0.0, label_noise=0.0),
+    # The 32x32 variant for CIFAR-10-sized data (one layer fewer on each side).
+    "small": dict(image_size=32),
+}
+
+
+@register("dcgan", config=DCGANConfig, taxonomy="implicit", modality="image",
+          summary="deep convolutional GAN: BCE discriminator vs non-saturating generator",
+          showcase=lambda *a, **k: _showcase(*a, **k))
+class DCGAN(ImageGAN):
+    presets = PRESETS
+
+    @property
+    def critic_steps(self) -> int:
+        return self.config.k
+
+    def targets(self, n: int, real: bool) -> torch.Tensor:
+        """D's targets: 1 for real, 0 for fake, made noisy or smoothed as configured."""
+        cfg = self.config
+        t = torch.full((n,), 1.0 if real else 0.0, device=self.device)
+        if cfg.label_noise > 0:
+            u = torch.rand(n, device=self.device) * cfg.label_noise
+            t = t - u if real else t + u
+        if real and cfg.label_smoothing > 0:
+            t = t * (1 - cfg.label_smoothing)
+        return t
+
+    def critic_loss(self, batch):
+        x = self.real(batch)
+        x_tilde = self.fakes(len(x))
+        logit_real, logit_fake = self.critic(x), self.critic(x_tilde.detach())
+        loss_real = F.binary_cross_entropy_with_logits(logit_real.float(), self.targets(len(x), True))
+        loss_fake = F.binary_cross_entropy_with_logits(logit_fake.float(), self.targets(len(x), False))
+        return {"loss": loss_real + loss_fake, "loss_real": loss_real, "loss_fake": loss_fake,
+                "d_real": torch.sigmoid(logit_real.detach().float()).mean(),    # D(x)
+                "d_fake": torch.sigmoid(logit_fake.detach().float()).mean(),    # D(G(z))
+                **self.diversity(x, x_tilde)}
+
+    def generator_loss(self, batch):
+        n = len(batch["x"])
+        logit = self.critic(self.fakes(n)).float()
+        loss = F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))   # -log D(G(z))
+        return {"loss": loss, "d_fake": torch.sigmoid(logit.detach()).mean()}
+
+
+def _showcase(*args, **kwargs):
+    from genzoo.viz.gan import showcase
+    return showcase(*args, **kwargs)

@@ -1,0 +1,116 @@
+"""What a GAN shows once trained (Foster, ch. 4).
+
+- ``samples.png``: the final 8x8 grid of samples.
+- ``memorisation.png``: a few samples, each above its nearest training image with the
+  Euclidean distance in [0, 1] pixel space; ``memorisation.json`` compares those distances with
+  the distances of held-out images to the training set: a GAN that copies its training data
+  has samples much nearer to it than unseen real images are.
+- ``class_grid.png`` (conditional GANs): one row per class, the same z in every column.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genzoo.evaluation.nearest import nearest
+from genzoo.viz.grid import save_grid, to_uint8
+from genzoo.viz.plots import plt
+
+
+def training_data(out: Path):
+    """The training split of the run whose showcase folder is ``out`` (None if not a run)."""
+    run = Path(out).parent
+    if not (run / "config.yaml").is_file():
+        return None
+    from genzoo.training.launch import load_data
+    from genzoo.training.run import RunDir
+    train, _ = load_data(RunDir.open(run).description, log=lambda *_: None)
+    return train
+
+
+@torch.no_grad()
+def showcase(model, data, out: Path, generator: torch.Generator | None = None,
+             train=None, k: int = 8) -> list[Path]:
+    """``data`` are held-out images (or the training set when nothing was held out);
+    ``train`` the training set (read from the run folder when not given)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    files = [save_grid(model.sample(64, generator=generator), out / "samples.png", nrow=8)]
+    if train is None:
+        train = training_data(out)
+        train = data if train is None else train
+    files += memorisation(model, train, data, out, generator, k)
+    if hasattr(model, "class_grid"):
+        files.append(class_grid(model, data.class_names, out / "class_grid.png", generator))
+    return files
+
+
+def _images(ds, n: int, device) -> torch.Tensor:
+    return ds.batch(torch.arange(min(n, len(ds)), device=ds.x.device))["x"].to(device)
+
+
+def memorisation(model, train, held, out: Path, generator=None, k: int = 8,
+                 n_samples: int = 256, n_train: int = 20000) -> list[Path]:
+    """Nearest training image of k samples (a picture) and distance statistics (a JSON)."""
+    dev = model.device
+    reference = _images(train, n_train, dev)
+    x_g = model.sample(n_samples, generator=generator)
+    idx, d_sample = nearest(x_g, reference)
+    stats = {"reference_items": len(reference), "samples": n_samples,
+             "sample_to_train_median": float(d_sample.median()),
+             "sample_to_train_min": float(d_sample.min())}
+    if held is not train:
+        x_h = _images(held, n_samples, dev)
+        _, d_held = nearest(x_h, reference)
+        stats["heldout_to_train_median"] = float(d_held.median())
+        stats["ratio"] = stats["sample_to_train_median"] / max(1e-8, stats["heldout_to_train_median"])
+        stats["note"] = ("ratio well below 1: samples are nearer to the training images than "
+                         "unseen real images are (memorisation)")
+    path_json = out / "memorisation.json"
+    path_json.write_text(json.dumps(stats, indent=2) + "\n")
+
+    top = to_uint8(x_g[:k])
+    bottom = to_uint8(reference[idx[:k]])
+    fig, axes = plt.subplots(2, k, figsize=(1.3 * k, 3.0), dpi=100, squeeze=False)
+    for j in range(k):
+        for row, img in ((0, top[j]), (1, bottom[j])):
+            ax = axes[row, j]
+            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=255)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[0, j].set_title(f"d={float(d_sample[j]):.2f}", fontsize=8)
+    axes[0, 0].set_ylabel("sample", fontsize=8)
+    axes[1, 0].set_ylabel("nearest\ntraining", fontsize=8)
+    fig.tight_layout()
+    path_png = out / "memorisation.png"
+    fig.savefig(path_png)
+    plt.close(fig)
+    return [path_png, path_json]
+
+
+def class_grid(model, names: list[str] | None, path: Path, generator=None,
+               columns: int = 8) -> Path:
+    """One row per class from shared z, labelled with the class names."""
+    x = model.class_grid(columns, generator)
+    k = model.num_labels
+    names = names or [str(i) for i in range(k)]
+    imgs = to_uint8(x)
+    h, w, c = imgs.shape[1:]
+    canvas = np.full((k * (h + 2), columns * (w + 2), c), 255, np.uint8)
+    for i, img in enumerate(imgs):
+        r, q = divmod(i, columns)
+        canvas[r * (h + 2):r * (h + 2) + h, q * (w + 2):q * (w + 2) + w] = img
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * columns, 0.7 * k + 0.4), dpi=100)
+    ax.imshow(canvas[..., 0] if c == 1 else canvas, cmap="gray", vmin=0, vmax=255)
+    ax.set_yticks([r * (h + 2) + h / 2 for r in range(k)], names, fontsize=8)
+    ax.set_xticks([])
+    ax.set_title("one row per class, same z down each column", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
