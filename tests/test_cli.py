@@ -108,3 +108,11 @@ def test_the_installed_command_exits_non_zero_without_a_traceback(tmp_path):
     assert p.stderr.strip() == ("genzoo: error: missing.png: no such file or folder, and not a "
                                 "builtin dataset (builtins: " + p.stderr.split("(builtins: ")[1].strip())
     assert "Traceback" not in p.stderr
+
+
+def test_data_command_lists_and_inspects(capsys):
+    out = run_ok(capsys, "data", "list")
+    assert "digits" in out and "offline builtin" in out and "fashion-mnist" in out
+    out = run_ok(capsys, "data", "show", "digits", "--image-size", "16")
+    assert "digits: 1797 items of shape (1, 16, 16)" in out and "classes (10)" in out
+    assert "not a named dataset" in run_error(capsys, "data", "fetch", "imagenet")
