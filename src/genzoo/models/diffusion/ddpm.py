@@ -1,0 +1,268 @@
+"""Denoising diffusion (Ho, Jain & Abbeel 2020, "DDPM"; Song, Meng & Ermon 2021, "DDIM";
+Nichol & Dhariwal 2021; Lu et al. 2022, "DPM-Solver++"; Ho & Salimans 2021, guidance).
+
+Training corrupts a clean image x_0 to x_t = alpha_t x_0 + sigma_t eps at a random noise level
+t and teaches a U-Net to undo it: to predict eps (DDPM's simple loss ||eps - eps_theta(x_t, t)||^2),
+or x_0, or v = alpha_t eps - sigma_t x_0. Sampling starts from pure noise and removes it step by
+step with a sampler (ancestral DDPM, deterministic DDIM, or the fast DPM-Solver++), each step
+asking the network for its current guess of the clean image; with labels, classifier-free
+guidance steers the steps towards a class.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from genzoo.errors import GenzooError
+from genzoo.models.base import DataInfo, Family, Objective
+from genzoo.models.diffusion import guidance as G
+from genzoo.models.diffusion.samplers import SAMPLERS
+from genzoo.models.diffusion.schedules import SCHEDULES, Schedule
+from genzoo.models.diffusion.unet import UNet
+from genzoo.registry import register
+
+
+@dataclass
+class DiffusionConfig:
+    # the U-Net (the small recipe of Chollet's Keras DDIM example, for 64x64 images)
+    widths: tuple[int, ...] = (32, 64, 96)   # channels per level, top down; each level halves the side
+    bottleneck: int = 128                    # channels at the lowest resolution
+    blocks: int = 2                          # residual blocks per level
+    attention: tuple[int, ...] = ()          # image sides whose blocks get self-attention, e.g. [16, 8]
+    heads: int = 1                           # attention heads
+    emb_dim: int = 32                        # size of the sinusoidal embedding of t
+    dropout: float = 0.0
+    image_size: int = 64                     # the recipe's side; data is adapted to it
+    # the noise schedule (DDPM: linear betas 1e-4 .. 0.02 over T = 1000 discrete steps)
+    schedule: str = "linear"                 # linear | cosine | offset_cosine
+    discrete: bool = True                    # train on t = i/T (True) or t ~ U(0, 1) (False)
+    T: int = 1000                            # steps of a discrete schedule
+    beta_start: float = 1e-4                 # linear schedule's first and last beta
+    beta_end: float = 0.02
+    max_signal: float = 0.95                 # offset cosine: signal rate at t = 0 ...
+    min_signal: float = 0.02                 # ... and at t = 1
+    # the objective
+    prediction: str = "eps"                  # what the net predicts: eps | x0 | v
+    loss: str = "l2"                         # l2 (DDPM's simple loss) | l1
+    normalise: str = "measured"              # measured: per-channel mean/std of the first batches;
+                                             # fixed: x * 2 - 1 (DDPM's [-1, 1])
+    norm_batches: int = 20                   # training batches the statistics are measured on
+    # conditioning
+    conditional: bool = True                 # use the labels when the data has them
+    p_uncond: float = 0.1                    # label dropped to "none" with this probability
+    # sampling defaults (genzoo sample --sampler/--steps/--eta/--guidance override them)
+    sampler: str = "ddim"                    # ddpm | ddim | dpm++2m
+    sample_steps: int = 50                   # 0 = the sampler's own default (ddpm: T)
+    eta: float = 0.0                         # DDIM noise: 0 deterministic, 1 like DDPM
+    guidance: float = 1.0                    # classifier-free guidance scale w (1 = plain conditional)
+    clip_denoised: bool = True               # clip each x0 guess to the data's range
+    # the optimiser (DDPM: Adam 2e-4; the Keras recipe: AdamW 1e-3, weight decay 1e-4)
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+
+    def validate(self):
+        checks = [(self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
+                  (self.prediction in ("eps", "x0", "v"), "prediction must be eps, x0 or v"),
+                  (self.loss in ("l1", "l2"), "loss must be l1 or l2"),
+                  (self.normalise in ("measured", "fixed"), "normalise must be measured or fixed"),
+                  (self.sampler in SAMPLERS, f"sampler must be one of {', '.join(SAMPLERS)}"),
+                  (len(self.widths) >= 1 and min(self.widths) > 0, "widths must be positive"),
+                  (self.blocks >= 1, "blocks must be >= 1"), (self.T >= 1, "T must be >= 1"),
+                  (0 <= self.p_uncond < 1, "p_uncond must be in [0, 1)"),
+                  (0 < self.beta_start < self.beta_end < 1, "need 0 < beta_start < beta_end < 1"),
+                  (0 < self.min_signal < self.max_signal < 1, "need 0 < min_signal < max_signal < 1"),
+                  (self.emb_dim % 2 == 0, "emb_dim must be even"),
+                  (self.image_size % 2 ** len(self.widths) == 0,
+                   f"image_size {self.image_size} must divide by 2^{len(self.widths)} (one halving per level)")]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+PRESETS = {
+    # Chollet's Keras "Denoising Diffusion Implicit Models" example (flowers, 64x64):
+    # continuous offset-cosine schedule, L1 loss on the noise, AdamW 1e-3 with decay 1e-4.
+    "keras-ddim": dict(schedule="offset_cosine", discrete=False, loss="l1", lr=1e-3,
+                       weight_decay=1e-4, widths=[32, 64, 96], bottleneck=128),
+    # Small enough to train in minutes on a CPU, at 32x32.
+    "cpu": dict(widths=[32, 64], bottleneck=64, image_size=32, lr=1e-3),
+}
+
+
+def _showcase(*args, **kwargs):
+    from genzoo.viz.diffusion import showcase
+    return showcase(*args, **kwargs)
+
+
+@register("ddpm", config=DiffusionConfig, taxonomy="explicit-approximate", modality="image",
+          summary="diffusion: U-Net noise predictor, linear/cosine schedules, classifier-free "
+                  "guidance; samples with DDPM/DDIM/DPM-Solver++", showcase=_showcase)
+class Diffusion(Family):
+    train_defaults = {"ema_decay": 0.999, "batch_size": 64, "steps": 10000, "grad_clip": 1.0,
+                      "sample_every": 1000, "sample_n": 36, "checkpoint_every": 1000}
+    presets = PRESETS
+
+    def __init__(self, config: DiffusionConfig, data: DataInfo):
+        super().__init__(config, data)
+        if data.modality != "image" or len(data.shape) != 3:
+            raise GenzooError(f"ddpm: needs images (C, H, W), got {data.modality} {tuple(data.shape)}")
+        c, h, w = data.shape
+        if h % 2 ** len(config.widths) or w % 2 ** len(config.widths):
+            raise GenzooError(f"ddpm: image side {h}x{w} must divide by 2^{len(config.widths)} "
+                              f"(one halving per level of widths={list(config.widths)})")
+        self.num_classes = data.num_classes if config.conditional else 0
+        self.schedule = Schedule(config.schedule, config.discrete, config.T, config.beta_start,
+                                 config.beta_end, max_signal=config.max_signal,
+                                 min_signal=config.min_signal)
+        self.net = UNet(c, tuple(config.widths), config.bottleneck, config.blocks,
+                        tuple(config.attention), h, config.emb_dim, config.dropout,
+                        self.num_classes, config.heads)
+        # data statistics: x_norm = (x - mean) / std per channel. Measured on the first
+        # norm_batches training batches (a running average, then frozen); the EMA copy of these
+        # buffers catches up within a few hundred steps thanks to its warm-up.
+        self.register_buffer("data_mean", torch.full((c,), 0.5))
+        self.register_buffer("data_sq", torch.full((c,), 0.5))      # E[x^2]: std 0.5 at first
+        self.register_buffer("norm_seen", torch.zeros((), dtype=torch.long))
+
+    @classmethod
+    def data_defaults(cls, config) -> dict:
+        return {"image_size": config.image_size}
+
+    # -- data normalisation ----------------------------------------------------------------
+    def _stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        std = (self.data_sq - self.data_mean ** 2).clamp(min=1e-6).sqrt()
+        return self.data_mean[None, :, None, None], std[None, :, None, None]
+
+    def normalise(self, x: torch.Tensor, measure: bool = False) -> torch.Tensor:
+        """Pixels in [0, 1] -> the space the diffusion runs in; ``measure`` (training) feeds the
+        statistics while fewer than norm_batches batches have been seen."""
+        if self.config.normalise == "fixed":
+            return x * 2 - 1
+        if measure and int(self.norm_seen) < self.config.norm_batches:
+            with torch.no_grad():      # running average over batches: m += (m_batch - m) / k
+                k = float(self.norm_seen + 1)
+                self.data_mean.add_((x.float().mean((0, 2, 3)) - self.data_mean) / k)
+                self.data_sq.add_((x.float().pow(2).mean((0, 2, 3)) - self.data_sq) / k)
+                self.norm_seen.add_(1)
+        mean, std = self._stats()
+        return (x - mean) / std
+
+    def denormalise(self, x: torch.Tensor) -> torch.Tensor:
+        if self.config.normalise == "fixed":
+            return (x + 1) / 2
+        mean, std = self._stats()
+        return x * std + mean
+
+    # -- training --------------------------------------------------------------------------
+    def _alpha_sigma(self, t: torch.Tensor):
+        alpha, sigma = self.schedule.alpha_sigma(t)
+        return alpha.view(-1, 1, 1, 1), sigma.view(-1, 1, 1, 1)
+
+    def q_sample(self, x0, t, eps):
+        """Forward noising x_t = alpha_t x_0 + sigma_t eps (DDPM eq. 4)."""
+        alpha, sigma = self._alpha_sigma(t)
+        return alpha * x0 + sigma * eps
+
+    def loss(self, batch):
+        x0 = self.normalise(batch["x"], measure=self.training)
+        n = len(x0)
+        t = self.schedule.sample_t(n, x0.device)
+        eps = torch.randn_like(x0)
+        x_t = self.q_sample(x0, t, eps)
+        y = None
+        if self.num_classes and "y" in batch:
+            y = G.drop_labels(batch["y"], self.config.p_uncond if self.training else 0.0,
+                              self.num_classes)
+        out = self.net(x_t, t, y).float()
+        alpha, sigma = self._alpha_sigma(t)
+        target = {"eps": eps, "x0": x0, "v": alpha * eps - sigma * x0}[self.config.prediction]
+        err = (out - target).abs() if self.config.loss == "l1" else (out - target).pow(2)
+        return {"loss": err.mean()}
+
+    def objectives(self):
+        opt = "adamw" if self.config.weight_decay > 0 else "adam"
+        return [Objective("model", self.loss, list(self.parameters()), lr=self.config.lr,
+                          weight_decay=self.config.weight_decay, optimizer=opt)]
+
+    # -- the denoiser the samplers see -------------------------------------------------------
+    def split(self, out, x_t, alpha, sigma):
+        """The network's output -> (x0_hat, eps_hat), whatever it predicts (v: Salimans & Ho 2022)."""
+        p = self.config.prediction
+        if p == "eps":
+            return (x_t - sigma * out) / alpha, out
+        if p == "x0":
+            return out, (x_t - alpha * out) / sigma
+        return alpha * x_t - sigma * out, sigma * x_t + alpha * out    # alpha^2 + sigma^2 = 1
+
+    def denoiser(self, y: torch.Tensor | None = None, w: float = 1.0, clip: bool = True):
+        """denoise(x_t, t) -> (x0_hat, eps_hat), guided by labels ``y`` with scale ``w``."""
+        lo, hi = None, None
+        if clip:
+            lo, hi = self.normalise_bounds()
+
+        def denoise(x_t: torch.Tensor, t: torch.Tensor):
+            n = len(x_t)
+            tt = t.to(x_t.device).float().expand(n)
+            if y is None or w == 0:
+                out = self.net(x_t, tt, None)
+            elif w == 1:
+                out = self.net(x_t, tt, y)
+            else:                         # both predictions in one batch
+                null = torch.full_like(y, self.num_classes)
+                both = self.net(torch.cat([x_t, x_t]), torch.cat([tt, tt]), torch.cat([null, y]))
+                out = G.guided(*both.chunk(2), w)
+            out = out.float()
+            alpha, sigma = self._alpha_sigma(tt)
+            x0, eps = self.split(out, x_t, alpha, sigma)
+            if clip:
+                x0 = torch.maximum(torch.minimum(x0, hi), lo)
+                eps = (x_t - alpha * x0) / sigma
+            return x0, eps
+        return denoise
+
+    def normalise_bounds(self):
+        """Where the pixel values 0 and 1 land after normalisation, per channel."""
+        c = self.data.shape[0]
+        return (self.normalise(torch.zeros(1, c, 1, 1, device=self.device)),
+                self.normalise(torch.ones(1, c, 1, 1, device=self.device)))
+
+    def labels(self, n: int, label, generator) -> torch.Tensor | None:
+        if not self.num_classes:
+            if label is not None:
+                raise GenzooError("ddpm: this model was trained without labels; it takes no --label")
+            return None
+        if label is None:                     # a class drawn at random for each sample
+            return torch.randint(self.num_classes, (n,), generator=generator, device=self.device)
+        y = torch.as_tensor(label, device=self.device).long().expand(n).clone()
+        if (y < 0).any() or (y >= self.num_classes).any():
+            raise GenzooError(f"ddpm: label {label} is not a class (0..{self.num_classes - 1})")
+        return y
+
+    @torch.no_grad()
+    def sample(self, n, generator=None, sampler=None, steps=None, eta=None, guidance=None,
+               label=None, noise=None, record=None):
+        """n images in [0, 1]. ``noise`` gives x_1 (else drawn); ``record`` (a list) receives
+        each step's {t, x, x0} (normalised space)."""
+        cfg = self.config
+        sampler = sampler or cfg.sampler
+        if sampler not in SAMPLERS:
+            raise GenzooError(f"ddpm: unknown sampler {sampler!r} (samplers: {', '.join(SAMPLERS)})")
+        fn, default_steps, _ = SAMPLERS[sampler]
+        if not steps:     # the config's steps for its own sampler, else the sampler's default
+            steps = cfg.sample_steps if sampler == cfg.sampler and cfg.sample_steps else default_steps
+        if self.schedule.discrete and steps > self.schedule.T or steps < 1:
+            raise GenzooError(f"ddpm: --steps {steps} must be in 1..{self.schedule.T}")
+        w = cfg.guidance if guidance is None else guidance
+        c, h, wd = self.data.shape
+        if noise is None:
+            noise = torch.randn(n, c, h, wd, generator=generator, device=self.device)
+        y = self.labels(n, label, generator)
+        denoise = self.denoiser(y, w, cfg.clip_denoised)
+        x0 = fn(denoise, noise, self.schedule, steps, generator=generator,
+                eta=cfg.eta if eta is None else eta, record=record)
+        return self.denormalise(x0).clamp(0, 1)
+
+    def evaluate(self, batch):
+        return self.loss(batch)

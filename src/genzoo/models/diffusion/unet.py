@@ -1,0 +1,126 @@
+"""The U-Net noise predictor of DDPM (Ho et al. 2020; Ronneberger et al. 2015 for the U).
+
+The image goes down through levels of residual blocks (each level halves the side), through a
+bottleneck, and back up, each up block concatenating the activations its mirror down block
+saved (the skips), so fine detail need not squeeze through the bottleneck. Every residual
+block also receives the embedded noise level t (sinusoidal, then an MLP) and, for conditional
+models, an embedded class label; self-attention can be added at the low resolutions. The last
+convolution starts at zero, so an untrained net predicts 0.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genzoo.nn.embeddings import SinusoidalMLP
+from genzoo.nn.residual import ResidualBlock, group_norm
+
+
+class SelfAttention2d(nn.Module):
+    """Multi-head self-attention over the H*W positions of a feature map, residual, with a
+    zero-initialised output projection (so it starts as the identity)."""
+
+    def __init__(self, channels: int, heads: int = 1):
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"attention: {channels} channels do not split into {heads} heads")
+        self.heads = heads
+        self.norm = group_norm(channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(n, 3, self.heads, c // self.heads, h * w).unbind(1)
+        out = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2),
+                                             v.transpose(-1, -2))        # (n, heads, hw, c/heads)
+        return x + self.proj(out.transpose(-1, -2).reshape(n, c, h, w))
+
+
+class Level(nn.Module):
+    """``blocks`` residual blocks at one resolution, each optionally followed by attention."""
+
+    def __init__(self, widths_in: list[int], c_out: int, emb_dim: int, dropout: float,
+                 attention: bool, heads: int):
+        super().__init__()
+        self.res = nn.ModuleList(ResidualBlock(c, c_out, emb_dim, dropout) for c in widths_in)
+        self.attn = nn.ModuleList(SelfAttention2d(c_out, heads) if attention else nn.Identity()
+                                  for _ in widths_in)
+
+
+class UNet(nn.Module):
+    """eps_theta(x_t, t, y): x_t (N, C, H, W), t (N,) in [0, 1], y (N,) labels or None -> (N, C, H, W).
+
+    ``widths`` are the channels of the levels from the top (full resolution) down; each level
+    ends with a halving of the side, so H and W must divide by 2^len(widths). ``attention``
+    lists the sides (e.g. 16, 8) at which blocks get self-attention. ``num_classes`` > 0 adds
+    a label embedding with one extra row, index num_classes, for "no label" (classifier-free
+    guidance trains it by dropping labels).
+    """
+
+    def __init__(self, channels: int, widths: tuple[int, ...] = (32, 64, 96), bottleneck: int = 128,
+                 blocks: int = 2, attention: tuple[int, ...] = (), image_size: int = 64,
+                 emb_dim: int = 32, dropout: float = 0.0, num_classes: int = 0, heads: int = 1,
+                 time_scale: float = 1000.0):
+        super().__init__()
+        d = 4 * widths[0]        # width of the conditioning vector fed to every block
+        self.time_embed = SinusoidalMLP(emb_dim, d, scale=time_scale)
+        self.num_classes = num_classes
+        self.label_embed = nn.Embedding(num_classes + 1, d) if num_classes else None
+        self.conv_in = nn.Conv2d(channels, widths[0], 3, padding=1)
+
+        self.down, self.downsample, skips = nn.ModuleList(), nn.ModuleList(), []
+        c, side = widths[0], image_size
+        for w in widths:
+            ins = [c] + [w] * (blocks - 1)
+            self.down.append(Level(ins, w, d, dropout, side in attention, heads))
+            skips += [w] * blocks
+            self.downsample.append(nn.Conv2d(w, w, 3, stride=2, padding=1))
+            c, side = w, side // 2
+
+        mid_attn = side in attention
+        self.mid = Level([c, bottleneck], bottleneck, d, dropout, mid_attn, heads)
+        c = bottleneck
+
+        self.up, self.upsample = nn.ModuleList(), nn.ModuleList()
+        for w in reversed(widths):
+            side *= 2
+            self.upsample.append(nn.Conv2d(c, c, 3, padding=1))
+            ins = []
+            for _ in range(blocks):
+                ins.append(c + skips.pop())
+                c = w
+            self.up.append(Level(ins, w, d, dropout, side in attention, heads))
+
+        self.norm_out = group_norm(c)
+        self.conv_out = nn.Conv2d(c, channels, 3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def embed(self, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        emb = self.time_embed(t)
+        if self.label_embed is not None:
+            if y is None:               # no label given: the "no label" row
+                y = torch.full((len(t),), self.num_classes, device=t.device, dtype=torch.long)
+            emb = emb + self.label_embed(y)
+        return emb
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        emb = self.embed(t, y)
+        h = self.conv_in(x)
+        skips = []
+        for level, down in zip(self.down, self.downsample):
+            for res, attn in zip(level.res, level.attn):
+                h = attn(res(h, emb))
+                skips.append(h)
+            h = down(h)
+        for res, attn in zip(self.mid.res, self.mid.attn):
+            h = attn(res(h, emb))
+        for level, up in zip(self.up, self.upsample):
+            h = up(F.interpolate(h, scale_factor=2.0, mode="nearest"))
+            for res, attn in zip(level.res, level.attn):
+                h = attn(res(torch.cat([h, skips.pop()], dim=1), emb))
+        return self.conv_out(F.silu(self.norm_out(h)))

@@ -1,0 +1,44 @@
+"""Residual convolution blocks (He et al. 2016) in the pre-activation form of the DDPM U-Net.
+
+h = conv(swish(norm(x))); h += a projection of a conditioning vector (the embedded timestep);
+h = conv(dropout(swish(norm(h)))); out = skip(x) + h, where skip is a 1x1 convolution when the
+width changes and the identity otherwise. The second conv starts at zero, so every block begins
+as the identity and a deep stack trains from the first step.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def group_norm(channels: int, max_groups: int = 32) -> nn.GroupNorm:
+    """GroupNorm with the largest group count <= max_groups that divides ``channels``."""
+    g = min(max_groups, channels)
+    while channels % g:
+        g -= 1
+    return nn.GroupNorm(g, channels)
+
+
+class ResidualBlock(nn.Module):
+    """x (N, c_in, H, W), emb (N, emb_dim) or None -> (N, c_out, H, W)."""
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int = 0, dropout: float = 0.0,
+                 max_groups: int = 32):
+        super().__init__()
+        self.norm1 = group_norm(c_in, max_groups)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, c_out) if emb_dim else None
+        self.norm2 = group_norm(c_out, max_groups)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        self.act = nn.SiLU()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.conv1(self.act(self.norm1(x)))
+        if self.emb is not None and emb is not None:
+            h = h + self.emb(self.act(emb))[:, :, None, None]
+        h = self.conv2(self.dropout(self.act(self.norm2(h))))
+        return self.skip(x) + h
