@@ -34,7 +34,10 @@ class GANConfig:
     beta2: float = 0.999
 
     def validate(self):
-        halvings(self.image_size)
+        try:
+            halvings(self.image_size)
+        except ValueError as e:
+            raise ValueError(f"image_size: {e}") from None
         if self.z_dim < 1 or self.g_width < 1 or self.d_width < 1:
             raise ValueError("z_dim, g_width and d_width must be >= 1")
         if not 0 <= self.d_dropout < 1:
