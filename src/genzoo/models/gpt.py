@@ -1,0 +1,187 @@
+"""GPT: a decoder-only transformer language model (Radford et al. 2018, 2019; Vaswani et al.
+2017; the small recipe of Foster's "Generative Deep Learning", ch. 9).
+
+Tokens are embedded and added to learned position embeddings, h_0 = W_e[x] + W_p; each block
+applies causal multi-head self-attention (position t attends only to positions <= t) and a
+GELU MLP, each in a residual branch with layer norm before it (pre-norm, GPT-2) or after it
+(post-norm, the original transformer); a final projection onto the vocabulary, tied to W_e
+(Press & Wolf 2017), gives p(x_t+1 | x_<=t). Generation keeps the keys and values of past
+positions in a cache, so each new token costs one position rather than the whole context.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genzoo.errors import GenzooError
+from genzoo.models.base import Objective
+from genzoo.nn.attention import KVCache, MultiHeadAttention
+from genzoo.nn.sampling import NextTokenModel
+from genzoo.registry import register
+
+
+@dataclass
+class GPTConfig:
+    n_layer: int = 1                # transformer blocks
+    n_head: int = 2                 # attention heads per block
+    n_embd: int = 256               # width d_model (each head has n_embd / n_head)
+    mlp_ratio: float = 1.0          # MLP hidden width / n_embd (Foster: 256 -> 1; GPT-2: 4)
+    context: int = 80               # block size: positions the model sees at once
+    dropout: float = 0.1            # on embeddings, attention maps and residual branches
+    norm: str = "pre"               # pre (GPT-2) | post (Vaswani et al.)
+    bias: bool = True               # biases in linear layers and layer norms
+    tie_weights: bool = True        # output projection = token embedding matrix (transposed)
+    tokenizer: str = "word"         # the recipe's data.tokenizer: char | word | bpe
+    lr: float = 1e-3                # AdamW peak lr (warm-up then cosine decay: train_defaults)
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.1       # on weight matrices only, never biases, norms or gains
+
+    def validate(self):
+        if min(self.n_layer, self.n_head, self.n_embd, self.context) < 1:
+            raise ValueError("n_layer, n_head, n_embd and context must be >= 1")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd {self.n_embd} must be divisible by n_head {self.n_head}")
+        if self.norm not in ("pre", "post"):
+            raise ValueError(f"norm must be pre or post, got {self.norm!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+PRESETS = {
+    # nanoGPT's character-level Shakespeare (Karpathy): about 10.7M parameters.
+    "shakespeare-char": dict(n_layer=6, n_head=6, n_embd=384, mlp_ratio=4.0, context=256,
+                             dropout=0.2, tokenizer="char"),
+    # a CPU-sized character model: 4 blocks of 128 over 128 positions (~0.8M parameters).
+    "small-char": dict(n_layer=4, n_head=4, n_embd=128, mlp_ratio=4.0, context=128,
+                       dropout=0.0, tokenizer="char"),
+}
+
+
+class Block(nn.Module):
+    def __init__(self, c: GPTConfig):
+        super().__init__()
+        d = c.n_embd
+        self.pre = c.norm == "pre"
+        self.ln_1 = nn.LayerNorm(d, bias=c.bias)
+        self.attn = MultiHeadAttention(d, c.n_head, c.dropout, causal=True, bias=c.bias)
+        self.ln_2 = nn.LayerNorm(d, bias=c.bias)
+        hidden = int(c.mlp_ratio * d)
+        self.mlp = nn.Sequential(nn.Linear(d, hidden, bias=c.bias), nn.GELU(),
+                                 nn.Linear(hidden, d, bias=c.bias), nn.Dropout(c.dropout))
+
+    def forward(self, h, cache=None):
+        if self.pre:
+            h = h + self.attn(self.ln_1(h), cache=cache)
+            return h + self.mlp(self.ln_2(h))
+        h = self.ln_1(h + self.attn(h, cache=cache))
+        return self.ln_2(h + self.mlp(h))
+
+
+@register("gpt", config=GPTConfig, taxonomy="explicit-tractable", modality="text",
+          summary="decoder-only transformer: causal self-attention, next-token likelihood",
+          showcase=lambda *a, **k: _showcase(*a, **k))
+class GPT(NextTokenModel):
+    presets = PRESETS
+    train_defaults = {"batch_size": 64, "steps": 5000, "lr_schedule": "cosine",
+                      "warmup_steps": 100, "min_lr_ratio": 0.1, "grad_clip": 1.0,
+                      "eval_every": 250, "eval_batches": 8, "sample_every": 1000,
+                      "sample_n": 4, "checkpoint_every": 1000}
+
+    def __init__(self, config: GPTConfig, data):
+        super().__init__(config, data)
+        c = config
+        if data.shape[0] - 1 > c.context:
+            raise GenzooError(f"gpt: the data windows hold {data.shape[0] - 1} tokens, more than "
+                              f"the model's context {c.context} (set context={data.shape[0] - 1} "
+                              f"or data.context={c.context})")
+        self.wte = nn.Embedding(self.V, c.n_embd)          # W_e
+        self.wpe = nn.Embedding(c.context, c.n_embd)       # W_p
+        self.drop = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(Block(c) for _ in range(c.n_layer))
+        self.ln_f = nn.LayerNorm(c.n_embd, bias=c.bias) if c.norm == "pre" else nn.Identity()
+        self.lm_head = None if c.tie_weights else nn.Linear(c.n_embd, self.V, bias=False)
+        self.apply(self._init)
+        for name, p in self.named_parameters():     # GPT-2: residual projections / sqrt(2L)
+            if name.endswith(("attn.out.weight", "mlp.2.weight")):
+                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * c.n_layer))
+
+    @staticmethod
+    def _init(m):
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+
+    @classmethod
+    def data_defaults(cls, config):
+        return {"tokenizer": config.tokenizer, "context": config.context}
+
+    # -- the network ---------------------------------------------------------------------
+    def embed(self, idx, pos0: int = 0):
+        """h_0 = W_e[x] + W_p[pos0 .. pos0 + T - 1]."""
+        pos = torch.arange(pos0, pos0 + idx.shape[1], device=idx.device)
+        return self.drop(self.wte(idx) + self.wpe(pos))
+
+    def transform(self, h, caches=None):
+        """Embedded inputs (B, T, d) -> next-token logits (B, T, V)."""
+        for i, block in enumerate(self.blocks):
+            h = block(h, None if caches is None else caches[i])
+        h = self.ln_f(h)
+        return self.lm_head(h) if self.lm_head is not None else F.linear(h, self.wte.weight)
+
+    def logits(self, idx):
+        return self.transform(self.embed(idx))
+
+    # -- training ------------------------------------------------------------------------
+    def objectives(self):
+        c = self.config
+        decay = [p for p in self.parameters() if p.dim() >= 2]
+        rest = [p for p in self.parameters() if p.dim() < 2]
+        groups = [{"params": decay, "weight_decay": c.weight_decay},
+                  {"params": rest, "weight_decay": 0.0}]
+        return [Objective("nll", self.loss, groups, lr=c.lr, betas=tuple(c.betas),
+                          weight_decay=c.weight_decay, optimizer="adamw")]
+
+    # -- generation ----------------------------------------------------------------------
+    use_cache = True     # False: recompute the whole window for every token (for comparison)
+
+    def step(self, new, state):
+        """Logits after ``new`` tokens. The model sees a window of at most ``context`` tokens;
+        when it overflows, the oldest quarter is dropped and the window is encoded afresh
+        (absolute positions shift), so the cache is rebuilt once per context/4 tokens.
+        Cached and uncached generation follow the same windows and give the same tokens."""
+        T = self.config.context
+        window = new if state is None else torch.cat([state["window"], new], 1)
+        fresh = state is None or window.shape[1] > T or not self.use_cache
+        if window.shape[1] > T:
+            window = window[:, -max(1, (3 * T) // 4):] if state is not None else window[:, -T:]
+        if fresh:
+            caches = [KVCache(T) for _ in self.blocks] if self.use_cache else None
+            logits = self.transform(self.embed(window), caches)
+        else:
+            caches = state["caches"]
+            logits = self.transform(self.embed(new, window.shape[1] - new.shape[1]), caches)
+        return logits[:, -1], {"window": window, "caches": caches}
+
+    def attention_maps(self, prompt: str | None):
+        """(tokens, maps): the prompt's tokens and per block the (heads, T, T) attention."""
+        ids = self.prompt_ids(prompt)[-self.config.context:]
+        for b in self.blocks:
+            b.attn.keep_weights = True
+        try:
+            with torch.no_grad():
+                self.logits(torch.tensor(ids, device=self.device)[None])
+            maps = [b.attn.weights[0].float().cpu() for b in self.blocks]
+        finally:
+            for b in self.blocks:
+                b.attn.keep_weights, b.attn.weights = False, None
+        return [self.tokenizer.token_str(i) for i in ids], maps
+
+
+def _showcase(model, data, out, generator=None):
+    from genzoo.viz.text import showcase
+    return showcase(model, data, out, generator)
