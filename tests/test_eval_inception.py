@@ -1,0 +1,74 @@
+"""The FID InceptionV3: pytorch-fid's parameter names and shapes, safe loading, clear errors."""
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from genzoo.errors import GenzooError
+from genzoo.evaluation import features as Fe
+from genzoo.evaluation.inception import FIDInceptionV3, load_inception
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return FIDInceptionV3().eval()
+
+
+def test_parameter_names_and_shapes_are_pytorch_fid_ones(net):
+    sd = net.state_dict()
+    expected = {   # names of torchvision's InceptionV3, as the pt_inception-2015-12-05 file has them
+        "Conv2d_1a_3x3.conv.weight": (32, 3, 3, 3),
+        "Conv2d_4a_3x3.bn.running_var": (192,),
+        "Mixed_5b.branch_pool.conv.weight": (32, 192, 1, 1),
+        "Mixed_5d.branch5x5_2.conv.weight": (64, 48, 5, 5),
+        "Mixed_6a.branch3x3.conv.weight": (384, 288, 3, 3),
+        "Mixed_6e.branch7x7dbl_5.conv.weight": (192, 192, 1, 7),
+        "Mixed_7a.branch3x3_2.conv.weight": (320, 192, 3, 3),
+        "Mixed_7b.branch3x3dbl_3b.conv.weight": (384, 384, 3, 1),
+        "Mixed_7c.branch_pool.conv.weight": (192, 2048, 1, 1),
+        "fc.weight": (1008, 2048),
+    }
+    for k, shape in expected.items():
+        assert tuple(sd[k].shape) == shape, k
+    assert not any(k.startswith("AuxLogits") for k in sd)
+    assert net.Mixed_7c.max_pool and not net.Mixed_7b.max_pool
+    assert all(m.eps == 1e-3 for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    n_conv = sum(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+    assert n_conv == 94      # torchvision's InceptionV3 without the auxiliary head
+
+
+def test_features_are_2048_and_any_small_image_works(net):
+    with torch.no_grad():
+        grey = net(torch.rand(2, 1, 28, 28))
+        rgb = net(torch.rand(1, 3, 32, 32))
+    assert grey.shape == (2, 2048) and rgb.shape == (1, 2048)
+    assert torch.isfinite(grey).all() and (grey >= 0).all()     # a mean of ReLU outputs
+
+
+def test_weights_load_from_pth_and_safetensors(net, tmp_path):
+    sd = net.state_dict()
+    pth = tmp_path / "w.pth"
+    torch.save({**sd, "AuxLogits.fc.weight": torch.zeros(3)}, pth)   # aux head is ignored
+    st = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(st))
+    x = torch.rand(1, 1, 16, 16)
+    with torch.no_grad():
+        ref = net(x)
+        for path in (pth, st):
+            assert torch.allclose(load_inception(path)(x), ref, atol=1e-5)
+    ex = Fe.get_extractor(f"inception:{st}", (1, 16, 16))
+    assert ex.is_fid and ex.distance_name == "FID" and ex(x).shape == (1, 2048)
+
+
+def test_bad_weight_files_are_refused(net, tmp_path):
+    with pytest.raises(GenzooError, match="no such InceptionV3 weights file"):
+        load_inception(tmp_path / "absent.pth")
+    sd = net.state_dict()
+    partial = tmp_path / "partial.pth"
+    torch.save({k: v for k, v in sd.items() if not k.startswith("Mixed_7c")}, partial)
+    with pytest.raises(GenzooError, match="not the pytorch-fid InceptionV3 weights"):
+        load_inception(partial)
+    code = tmp_path / "code.pth"
+    torch.save({"x": torch.nn.Linear(2, 2)}, code)      # a pickled module: never unpickled
+    with pytest.raises(GenzooError, match="not a readable weights file"):
+        load_inception(code)
