@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from genzoo import __version__
 from genzoo.data.dataset import TensorDataset
+from genzoo.errors import GenzooError
 from genzoo.models.base import Family
 from genzoo.training import checkpoint as ckpt
 from genzoo.training.ema import EMA
@@ -228,7 +229,11 @@ class Trainer:
     def fit(self) -> dict:
         cfg = self.cfg
         if self.run is not None and cfg.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise GenzooError("train.tensorboard: the tensorboard package is not installed "
+                                  "(pip install 'genzoo[tensorboard]')") from None
             self._writer = SummaryWriter(str(self.run.path / "tensorboard"))
         bar = tqdm(total=self.total, initial=self.step, disable=not cfg.progress,
                    desc=self.model.family_name or "train", unit="step", dynamic_ncols=True)
