@@ -11,6 +11,16 @@ CONDITIONS = {"label": str, "prompt": str, "max_tokens": int, "temperature": flo
               "guidance": float}
 
 
+def _sampler_help() -> str | None:
+    """--sampler's help: the registered diffusion samplers (None if there are none)."""
+    try:
+        from genzoo.models.diffusion.samplers import SAMPLERS
+    except ImportError:
+        return None
+    return "diffusion sampler: " + "; ".join(f"{name} = {line} [{steps} steps by default]"
+                                              for name, (_, steps, line) in SAMPLERS.items())
+
+
 def add_arguments(p):
     p.add_argument("run_dir")
     p.add_argument("-n", type=int, default=64, help="how many samples")
@@ -19,7 +29,8 @@ def add_arguments(p):
     p.add_argument("--device", default="auto")
     p.add_argument("--no-ema", action="store_true", help="use the raw, not the averaged, weights")
     for name, tp in CONDITIONS.items():
-        p.add_argument("--" + name.replace("_", "-"), type=tp, dest=name)
+        p.add_argument("--" + name.replace("_", "-"), type=tp, dest=name,
+                       help=_sampler_help() if name == "sampler" else None)
 
 
 def label_index(label: str, class_names: list[str] | None, num_classes: int) -> int:
