@@ -114,7 +114,7 @@ def dpmpp_2m(denoise: Denoiser, x: torch.Tensor, schedule: Schedule, steps: int,
 
 # name -> (function, default steps, one line for --help)
 SAMPLERS: dict[str, tuple[Callable, int, str]] = {
-    "ddpm": (ddpm, 1000, "ancestral DDPM (stochastic; classic: 1000 steps)"),
+    "ddpm": (ddpm, 1000, "ancestral DDPM, stochastic"),
     "ddim": (ddim, 50, "DDIM, deterministic at --eta 0, DDPM-like at --eta 1"),
     "dpm++2m": (dpmpp_2m, 20, "DPM-Solver++(2M), second order, 10-20 steps"),
 }
