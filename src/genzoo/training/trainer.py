@@ -50,6 +50,8 @@ class TrainConfig:
     keep_checkpoints: int = 2
     tensorboard: bool = False
     progress: bool = True
+    max_minutes: float = 0.0        # wall-clock budget of this session of fit(); 0 = none.
+                                    # When spent, the current step becomes the last one.
 
     def validate(self):
         if self.steps < 0:
@@ -62,6 +64,8 @@ class TrainConfig:
             raise ValueError(f"precision must be fp32 or bf16, got {self.precision!r}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.max_minutes < 0:
+            raise ValueError(f"max_minutes must be >= 0, got {self.max_minutes}")
         if self.checkpoint_every < 0 or self.sample_every < 0 or self.log_every < 1:
             raise ValueError("checkpoint_every and sample_every must be >= 0, log_every >= 1")
 
@@ -241,6 +245,8 @@ class Trainer:
         try:
             while self.step < self.total:
                 logs = self.train_step()
+                if cfg.max_minutes and time.perf_counter() - t0 >= 60 * cfg.max_minutes:
+                    self.total = self.step      # budget spent: log, eval, sample, save as last
                 bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == self.total:
                     rate = (self.step - steps0) / max(1e-9, time.perf_counter() - t0)
