@@ -147,3 +147,15 @@ def test_genzoo_eval_end_to_end(image_npz, capsys):
     assert main(["eval", "vae", "-n", "2"]) == 2
     assert "at least 4" in capsys.readouterr().err
     assert main(["eval", "nowhere"]) == 2
+
+
+def test_wall_clock_budget_ends_training_early(image_data):
+    model = Classifier(ClassifierConfig(arch="mlp"), DataInfo.of(image_data))
+    cfg = TrainConfig(steps=1000, batch_size=8, progress=False, sample_every=0,
+                      checkpoint_every=0, max_minutes=1e-9)
+    t = Trainer(model, image_data, cfg)
+    metrics = t.fit()
+    assert t.step == 1 and "loss" in metrics        # the last step was still logged
+    with pytest.raises(GenzooError, match="max_minutes"):
+        from genzoo import config as C
+        C.from_dict(TrainConfig, {"max_minutes": -1.0})
