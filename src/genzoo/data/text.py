@@ -173,7 +173,7 @@ def build(docs: list[str], options: DataOptions, source: str, packed: bool,
         for ids in encoded:
             stream += ids + [tk.END]
         if len(stream) < T + 1:
-            raise GenzooError(f"{source}: the text has {len(stream) - 1} tokens, fewer than "
+            raise GenzooError(f"{source}: the text has {len(stream) - 1 - len(encoded)} tokens, fewer than "
                               f"the context + 1 ({T + 1}); use a smaller data.context")
         windows = [stream[s:s + T + 1] for s in range(0, len(stream) - 1, T)]
         length = T + 1
