@@ -112,6 +112,22 @@ def test_identity_initialised_flow_gives_the_closed_form_likelihood():
     assert torch.allclose(model.log_prob(x), closed, rtol=1e-5)
 
 
+def test_points_are_standardised_from_the_first_training_batch_with_the_log_det_counted():
+    model = points_flow()
+    x = torch.randn(256, 2) * torch.tensor([1000.0, 0.01]) + torch.tensor([5000.0, -3.0])
+    model.loss({"x": x})
+    mu, sigma = x.mean(0), x.std(0)
+    assert torch.allclose(model.pre.mu, mu) and torch.allclose(model.pre.sigma, sigma)
+    model.loss({"x": x * 2})                          # set once, then kept (and checkpointed)
+    assert torch.allclose(model.pre.sigma, sigma) and "pre.sigma" in model.state_dict()
+    u = (x - mu) / sigma
+    closed = -0.5 * (u.pow(2).sum(1) + 2 * math.log(2 * math.pi)) - torch.log(sigma).sum()
+    assert torch.allclose(model.log_prob(x), closed, atol=1e-4)
+    z, _ = model.f(x)
+    assert torch.allclose(model.g(z)[0], x, rtol=1e-5)
+
+
+@torch.no_grad()
 def test_bits_per_dimension_two_ways_agree():
     """val/bpd (density on [0, 1]^D plus 8 bits of bin width) equals the NLL of the same
     density rescaled to pixel units u = 256 x, in bits per dimension."""

@@ -6,9 +6,10 @@ likelihood is exact: log p(x) = log N(f(x); 0, I) + log|det df/dx|. Sampling run
 backwards, x = g(z) = f^-1(z) with z ~ N(0, I).
 
 One family serves two kinds of data, chosen by the data's modality:
-- points (N, D), e.g. two moons: couplings with alternating masks whose scale net ends in tanh
-  and whose translation net is linear (Foster, "Generative Deep Learning", ch. 6); reports the
-  held-out negative log-likelihood in nats (val/nll).
+- points (N, D), e.g. two moons: standardised (mean and std of the first batch, log-det
+  counted), then couplings with alternating masks whose scale net ends in tanh and whose
+  translation net is linear (Foster, "Generative Deep Learning", ch. 6); reports the held-out
+  negative log-likelihood in nats (val/nll).
 - images (C, H, W): the paper's multiscale architecture. Pixels are dequantised, x = (k + u)/256,
   and mapped to logit space, y = logit(alpha + (1 - 2 alpha) x), whose log-det is counted;
   each scale applies 3 checkerboard couplings, squeezes (C, H, W) -> (4C, H/2, W/2), applies 3
@@ -96,6 +97,33 @@ class Scale(nn.Module):
         return x, logdet + ld + ld_next
 
 
+class Standardize(nn.Module):
+    """Points: x -> (x - mu) / sigma, log-det -sum log sigma. mu and sigma are set from the first
+    training batch (the data-dependent initialisation of Glow's actnorm), so that a .csv in any
+    units meets couplings made for unit scale; samples come back in data units."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("mu", torch.zeros(dim))
+        self.register_buffer("sigma", torch.ones(dim))
+        self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
+
+    @torch.no_grad()
+    def initialise(self, x: Tensor) -> None:
+        if not self.initialised and len(x) > 1:
+            self.mu.copy_(x.mean(0))
+            self.sigma.copy_(x.std(0).clamp_min(1e-6))
+            self.initialised.fill_(True)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        logdet = -torch.log(self.sigma).sum().expand(x.shape[0])
+        return (x - self.mu) / self.sigma, logdet
+
+    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        logdet = torch.log(self.sigma).sum().expand(y.shape[0])
+        return y * self.sigma + self.mu, logdet
+
+
 class LogitTransform(nn.Module):
     """x in [0, 1] -> y = logit(alpha + (1 - 2 alpha) x), and its log-det."""
 
@@ -129,7 +157,7 @@ class RealNVP(Family):
         if data.modality == "points":
             if len(shape) != 1 or shape[0] < 2:
                 raise GenzooError(f"realnvp: points must be vectors of 2 or more numbers, got shape {shape}")
-            self.pre = None
+            self.pre = Standardize(shape[0])
             self.flow = FlowSequence([
                 AffineCoupling(alternating_mask(shape[0], i % 2),
                                MLPScaleTranslate(shape[0], config.hidden, config.depth))
@@ -152,19 +180,15 @@ class RealNVP(Family):
     # -- the flow: f (data -> z) and g = f^-1 ----------------------------------------------
     def f(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """z = f(x) and log|det df/dx| per example (images: x dequantised, in [0, 1])."""
-        logdet = x.new_zeros(x.shape[0])
-        if self.pre is not None:
-            x, logdet = self.pre(x)
+        x, logdet = self.pre(x)
         z, ld = self.flow(x)
         return z, logdet + ld
 
     def g(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """x = f^-1(z) and log|det dg/dz| per example."""
         x, logdet = self.flow.inverse(z)
-        if self.pre is not None:
-            x, ld = self.pre.inverse(x)
-            logdet = logdet + ld
-        return x, logdet
+        x, ld = self.pre.inverse(x)
+        return x, logdet + ld
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Exact log p(x) in nats per example: log N(f(x); 0, I) + log|det df/dx|."""
@@ -177,6 +201,8 @@ class RealNVP(Family):
         if self.is_image:
             bpd = bits_per_dim(self.log_prob(dequantize(x)), self.dims).mean()
             return {"loss": bpd, "bpd": bpd}
+        if self.training:
+            self.pre.initialise(x)
         nll = -self.log_prob(x).mean()
         return {"loss": nll, "nll": nll}
 

@@ -47,7 +47,8 @@ def _over_training(samples_dir: Path, out: Path, image: bool) -> Path | None:
     if image:   # one row of 8 samples per step
         rows = np.concatenate([a[:8] for a in arrays])
         return save_png(grid(rows, nrow=min(8, len(arrays[0]))), out, scale=2)
-    fig, axes = plt.subplots(1, len(arrays), figsize=(3 * len(arrays), 3), dpi=100, squeeze=False)
+    fig, axes = plt.subplots(1, len(arrays), figsize=(3 * len(arrays), 3), dpi=100,
+                             squeeze=False, sharex=True, sharey=True)
     for ax, pts, step in zip(axes[0], arrays, steps):
         ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5, color="C1")
         ax.set_title(f"step {step}")
