@@ -1,7 +1,9 @@
 """Residual convolution blocks (He et al. 2016) in the pre-activation form of the DDPM U-Net.
 
-h = conv(swish(norm(x))); h += a projection of a conditioning vector (the embedded timestep);
-h = conv(dropout(swish(norm(h)))); out = skip(x) + h, where skip is a 1x1 convolution when the
+h = conv(swish(norm(x))); then the conditioning vector (the embedded timestep) enters as a scale
+and shift after the second norm, h = norm(h) (1 + s) + b (the adaptive group norm of Nichol &
+Dhariwal 2021: a plain added bias before a norm with one channel per group would be erased by
+it); h = conv(dropout(swish(h))); out = skip(x) + h, where skip is a 1x1 convolution when the
 width changes and the identity otherwise. The second conv starts at zero, so every block begins
 as the identity and a deep stack trains from the first step.
 """
@@ -11,9 +13,10 @@ import torch
 from torch import nn
 
 
-def group_norm(channels: int, max_groups: int = 32) -> nn.GroupNorm:
-    """GroupNorm with the largest group count <= max_groups that divides ``channels``."""
-    g = min(max_groups, channels)
+def group_norm(channels: int, max_groups: int = 32, min_size: int = 4) -> nn.GroupNorm:
+    """GroupNorm with the most groups (<= max_groups, of >= min_size channels where possible)
+    that divide ``channels``."""
+    g = max(1, min(max_groups, channels // min_size))
     while channels % g:
         g -= 1
     return nn.GroupNorm(g, channels)
@@ -27,7 +30,7 @@ class ResidualBlock(nn.Module):
         super().__init__()
         self.norm1 = group_norm(c_in, max_groups)
         self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.emb = nn.Linear(emb_dim, c_out) if emb_dim else None
+        self.emb = nn.Linear(emb_dim, 2 * c_out) if emb_dim else None     # -> (scale, shift)
         self.norm2 = group_norm(c_out, max_groups)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
@@ -37,8 +40,9 @@ class ResidualBlock(nn.Module):
         self.act = nn.SiLU()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.conv1(self.act(self.norm1(x)))
+        h = self.norm2(self.conv1(self.act(self.norm1(x))))
         if self.emb is not None and emb is not None:
-            h = h + self.emb(self.act(emb))[:, :, None, None]
-        h = self.conv2(self.dropout(self.act(self.norm2(h))))
+            scale, shift = self.emb(self.act(emb))[:, :, None, None].chunk(2, dim=1)
+            h = h * (1 + scale) + shift
+        h = self.conv2(self.dropout(self.act(h)))
         return self.skip(x) + h
