@@ -32,8 +32,10 @@ def _energy_plot(mean_energy: np.ndarray, hists: dict[str, np.ndarray], path: Pa
     a.set_xlabel("Langevin step")
     a.set_ylabel("mean energy")
     a.set_title("energy along the chains from noise")
+    every = np.concatenate(list(hists.values()))
+    bins = np.linspace(every.min(), every.max() + 1e-6, 41)     # shared bins, densities
     for name, e in hists.items():
-        b.hist(e, bins=40, alpha=0.5, label=name)
+        b.hist(e, bins=bins, alpha=0.5, label=name, density=True)
     b.set_xlabel("energy E(x)")
     b.legend()
     b.set_title("energies")
