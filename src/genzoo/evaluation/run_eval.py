@@ -54,12 +54,12 @@ def load_reference(description: dict, data: str | None = None):
 
 
 def training_seconds(run: RunDir) -> float | None:
-    """Wall-clock training time, from the first and last logged records, scaled to all steps."""
-    recs = [r for r in run.metrics() if "time" in r and "step" in r]
-    if len(recs) < 2 or recs[-1]["step"] <= recs[0]["step"]:
+    """Wall-clock training time: the last logged step over the loop's rate then (the Trainer's
+    steps_per_s counts everything since fit() began: steps, evaluations, grids, checkpoints)."""
+    recs = [r for r in run.metrics() if r.get("steps_per_s") and r.get("step")]
+    if not recs:
         return None
-    dt = recs[-1]["time"] - recs[0]["time"]
-    return dt * recs[-1]["step"] / (recs[-1]["step"] - recs[0]["step"])
+    return recs[-1]["step"] / recs[-1]["steps_per_s"]
 
 
 @torch.no_grad()
@@ -143,6 +143,16 @@ def _decode_all(x: torch.Tensor, info) -> list[list]:
     return [list(t.decode([i for i in row.tolist() if i != 0])) for row in x.long().cpu()]
 
 
+def _save_some(samples, model: Family, folder: Path, k: int = 64) -> str | None:
+    """The first ``k`` samples as the modality's writer draws them; the picture's path in the
+    run folder (a text file where the modality has no picture)."""
+    from genzoo.viz.samples import save_samples
+    files = save_samples(samples[:k], model.data, folder / "eval" / "samples")
+    best = [f for f in files if Path(f).suffix == ".png"] or \
+        [f for f in files if Path(f).suffix == ".txt"]
+    return str(Path(best[0]).relative_to(folder)) if best else None
+
+
 def evaluate_run(run_dir, *, data: str | None = None, features: str | None = None,
                  n: int = 5000, seed: int = 0, device: str = "auto", reference=None,
                  write: bool = True) -> dict:
@@ -170,6 +180,7 @@ def evaluate_run(run_dir, *, data: str | None = None, features: str | None = Non
               "training_seconds": training_seconds(run), "notes": []}
     samples, per_sample = draw(model, n, seed)
     result["seconds_per_sample"] = per_sample
+    result["sample_grid"] = _save_some(samples, model, run.path) if write else None
     result["held_out"] = held_out_scalars(model, held, n)
 
     if model.data.modality == "image":

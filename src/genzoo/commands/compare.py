@@ -1,0 +1,148 @@
+HELP = "train several families on the same data and budget, evaluate them alike, write a report"
+DESCRIPTION = """Train each family on the same data with the same budget (or take existing run
+folders), evaluate all in the same feature space against the same held-out images, and write
+OUT/report.html (one table, samples side by side, loss curves, latent plots) and
+OUT/results.json. Runs go to OUT/runs/FAMILY; a run already there is reused, so an interrupted
+compare continues where it stopped.
+
+--budget: steps (500, 500steps) or wall-clock minutes per family (5min). With minutes, each
+family trains until its time is spent (its step count is then whatever it reached).
+
+examples:
+  genzoo compare vae dcgan realnvp --data fashion.npz --budget 2000 --out /tmp/cmp
+  genzoo compare vae gan --data digits --budget 3min --out /tmp/cmp2 -n 1000
+  genzoo compare runs/vae-1 runs/dcgan-1 --out /tmp/cmp3        (existing runs)"""
+
+import re
+
+BIG = 10 ** 9      # the step cap of a minutes budget: time, not steps, ends those runs
+
+
+def add_arguments(p):
+    p.add_argument("families", nargs="+", metavar="FAMILY_OR_RUN")
+    p.add_argument("--data", help="data spec every family trains on (and the reference)")
+    p.add_argument("--budget", default="1000", help="per family: N steps (default 1000) or Mmin")
+    p.add_argument("--out", required=True, help="folder for the runs, results.json and report.html")
+    p.add_argument("--features", default="auto", help="feature space (see `genzoo eval -h`)")
+    p.add_argument("-n", type=int, default=1000, help="samples drawn from each model")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="setting applied to every family that has it (train.X, data.X reach all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def parse_budget(text: str) -> tuple[int | None, float | None]:
+    """'500' / '500steps' -> (500, None); '5min' / '2.5m' -> (None, 5.0)."""
+    from genzoo.errors import GenzooError
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(steps?|m|min|mins|minutes?)?\s*", text)
+    if not m:
+        raise GenzooError(f"--budget {text!r}: give steps (e.g. 500) or minutes (e.g. 5min)")
+    value, unit = float(m.group(1)), m.group(2) or "steps"
+    if value <= 0:
+        raise GenzooError(f"--budget {text!r}: must be positive")
+    if unit.startswith("step"):
+        if not value.is_integer():
+            raise GenzooError(f"--budget {text!r}: a step count is a whole number")
+        return int(value), None
+    return None, value
+
+
+def _overrides_for(entry, overrides: list[str]) -> list[str]:
+    """The --set items that this family's config knows (train./data. ones reach everyone)."""
+    import dataclasses
+    names = {f.name for f in dataclasses.fields(entry.config)}
+    return [o for o in overrides if "." in o.split("=", 1)[0] or o.split("=", 1)[0] in names]
+
+
+def train_one(name: str, args, steps, minutes, log=print):
+    from pathlib import Path
+
+    from genzoo import registry
+    from genzoo.errors import GenzooError
+    from genzoo.training import launch
+    out = Path(args.out) / "runs" / name
+    if (out / "config.yaml").is_file() and any((out / "checkpoints").glob("*.safetensors")):
+        log(f"compare: {name}: reusing {out}")
+        return out
+    entry = registry.get(name)
+    if entry.taxonomy == "discriminative":
+        raise GenzooError(f"compare: {name} is not generative")
+    if args.data is None:
+        raise GenzooError("compare: --data SPEC is needed to train families")
+    train = {"steps": steps if steps is not None else BIG, "seed": args.seed,
+             "device": args.device, "max_minutes": minutes or 0.0}
+    description = launch.resolve(name, data=args.data, train=train,
+                                 overrides=_overrides_for(entry, args.overrides))
+    if out.exists() and (out / "config.yaml").is_file():        # a run stopped before any checkpoint
+        import shutil
+        shutil.rmtree(out)
+    launch.train(description, out, progress=not args.no_progress, log=log)
+    return out
+
+
+def markdown(results: list[dict]) -> str:
+    """The comparison as a Markdown table (also what the terminal shows)."""
+    from genzoo.viz.report import _likelihood
+    dist = "FID" if all(r.get("features", {}).get("is_fid") for r in results) else "FD"
+    head = ["family", "taxonomy", "params", "steps", "train s", "ms/sample", dist, "KID",
+            "precision", "recall", "likelihood", "novelty: close"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        m = r.get("metrics", {})
+        nov = r.get("novelty") or {}
+        cells = [r["family"], r["taxonomy"], f"{r['parameters']:,}", str(r.get("steps")),
+                 f"{r['training_seconds']:.0f}" if r.get("training_seconds") else "–",
+                 f"{r['seconds_per_sample'] * 1e3:.3g}",
+                 f"{m.get('fid', m.get('fd', float('nan'))):.4g}",
+                 f"{m['kid']:.4f} ± {m['kid_std']:.4f}" if "kid" in m else "–",
+                 f"{m['precision']:.3f}" if "precision" in m else "–",
+                 f"{m['recall']:.3f}" if "recall" in m else "–", _likelihood(r),
+                 (f"{nov['close_fraction']:.0%}" + (" MEMORISING" if nov["memorising"] else ""))
+                 if nov else "–"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    import json
+    from pathlib import Path
+
+    from genzoo import config as C
+    from genzoo import data as D
+    from genzoo.errors import GenzooError
+    from genzoo.evaluation.run_eval import evaluate_run
+    from genzoo.training.run import RunDir
+    from genzoo.viz.report import write_report
+
+    steps, minutes = parse_budget(args.budget)
+    out = Path(args.out)
+    runs = []
+    from genzoo import registry
+    known = registry.families()
+    for item in args.families:      # a family name wins; write ./NAME for a run folder NAME
+        if item in known or not (Path(item) / "config.yaml").is_file():
+            runs.append(train_one(item, args, steps, minutes))
+        else:
+            runs.append(Path(item))
+    spec = args.data or RunDir.open(runs[0]).description["data"]["spec"]
+    options = C.from_dict(D.DataOptions, {}, where="data options")
+    common = D.load(spec, options)
+    reference = common.split(options.holdout) if common.modality == "image" else None
+    if reference is not None and reference[1] is None:
+        raise GenzooError(f"{spec}: nothing held out for the reference")
+    results = []
+    for path in runs:
+        print(f"compare: evaluating {path}")
+        results.append(evaluate_run(path, features=args.features, n=args.n, seed=args.seed,
+                                    device=args.device, reference=reference))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    report = write_report(results, out / "report.html",
+                          title=f"genzoo compare on {spec} (budget {args.budget} per family)")
+    print(markdown(results))
+    for note in sorted({n for r in results for n in r.get("notes", [])}):
+        print(f"note: {note}")
+    print(f"feature space: {results[0].get('features', {}).get('name', '–')}")
+    print(f"written: {report}")
+    return 0

@@ -1,0 +1,123 @@
+"""`genzoo compare` and `genzoo report`: equal budgets, one table, a page that a real browser
+opens from disk without errors, showing every family's row and pictures."""
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from genzoo.cli import main
+from genzoo.commands.compare import markdown, parse_budget
+from genzoo.errors import GenzooError
+from genzoo.viz.report import render
+
+from conftest import TINY_AE
+
+FAMILIES = ["vae", "autoencoder"]
+
+
+@pytest.fixture
+def compared(image_npz, capsys):
+    """Two tiny families compared on the blobs with a 3-step budget."""
+    assert main(["compare", *FAMILIES, "--data", str(image_npz), "--budget", "3", "--out", "cmp",
+                 "-n", "40", "--features", "pixels", "--no-progress", *TINY_AE]) == 0
+    return Path("cmp"), capsys.readouterr().out
+
+
+def test_compare_trains_with_equal_budget_and_reports(compared, image_npz, capsys):
+    out, printed = compared
+    results = json.loads((out / "results.json").read_text())
+    assert [r["family"] for r in results] == FAMILIES
+    assert all(r["steps"] == 3 for r in results)
+    assert len({r["reference"]["source"] for r in results}) == 1      # one reference for all
+    assert all(r["features"]["name"].startswith("pixels") for r in results)
+    assert "| vae | explicit-approximate |" in printed and "| FD |" in printed
+    page = (out / "report.html").read_text()
+    assert page.count('<tr class="family"') == 2 and "not</b> FID" in page
+    assert "http://" not in page and "https://" not in page        # nothing fetched from anywhere
+    assert main(["compare", *FAMILIES, "--data", str(image_npz), "--budget", "3", "--out", "cmp",
+                 "-n", "40", "--features", "pixels"]) == 0
+    assert capsys.readouterr().out.count("reusing") == 2             # an interrupted compare resumes
+
+
+def test_budget_parsing_and_errors(capsys):
+    assert parse_budget("500") == (500, None) and parse_budget("200steps") == (200, None)
+    assert parse_budget("5min") == (None, 5.0) and parse_budget("2.5m") == (None, 2.5)
+    for bad in ("soon", "0", "1.5steps"):
+        with pytest.raises(GenzooError, match="--budget"):
+            parse_budget(bad)
+    assert main(["compare", "nosuchfamily", "--data", "x", "--out", "o"]) == 2
+    assert "unknown family" in capsys.readouterr().err
+
+
+def _result(family, fid=False):
+    return {"run": "nowhere", "family": family, "taxonomy": "implicit", "parameters": 1234,
+            "steps": 10, "training_seconds": 5.0, "seconds_per_sample": 0.002, "n_samples": 10,
+            "reference": {"source": "ref", "items": 10}, "notes": [],
+            "features": {"name": "InceptionV3" if fid else "pixels", "is_fid": fid},
+            "metrics": {"fid" if fid else "fd": 12.5, "kid": 0.01, "kid_std": 0.001,
+                        "precision": 0.5, "recall": 0.25},
+            "held_out": {"bpd": 3.5}, "novelty": {"close_fraction": 0.9, "q": 0.05, "memorising": True}}
+
+
+def test_page_names_its_space_and_flags_memorising():
+    page = render([_result("a", fid=True), _result("b<script>", fid=True)])
+    assert ">FID</th>" in page and "standard FID" in page and "memorising" in page
+    assert "b&lt;script&gt;" in page and "<script>" not in page
+    mixed = render([_result("a", fid=True), _result("b")])
+    assert ">FD</th>" in mixed and ">FID</th>" not in mixed
+    assert "| FD |" in markdown([_result("a", fid=True), _result("b")])
+    assert "3.5 (bpd)" in markdown([_result("a")]) and "MEMORISING" in markdown([_result("a")])
+
+
+def test_single_run_report(image_npz, capsys):
+    assert main(["train", "vae", "--data", str(image_npz), "--steps", "2", "--out", "v",
+                 "--no-progress", *TINY_AE]) == 0
+    assert main(["report", "v", "-n", "20", "--features", "pixels"]) == 0
+    page = Path("v/report.html").read_text()
+    assert page.count('<tr class="family"') == 1 and "data:image/png;base64," in page
+    assert Path("v/eval.json").is_file()
+
+
+def _browser():
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("selenium is not installed (pip install selenium)")
+    binary = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")
+                   if shutil.which(b)), None)
+    driver = shutil.which("chromedriver")
+    if binary is None or driver is None:
+        pytest.skip("chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = binary
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync", "--no-first-run",
+              "--disable-dev-shm-usage", f"--user-data-dir={tempfile.mkdtemp(prefix='genzoo-chrome-')}"):
+        opts.add_argument(a)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=opts)
+
+
+def test_report_renders_in_a_real_browser(compared):
+    out, _ = compared
+    browser = _browser()
+    try:
+        browser.get((out / "report.html").resolve().as_uri())
+        errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+        assert errors == []
+        rows = browser.execute_script(
+            "return Array.from(document.querySelectorAll('#results tr.family'))"
+            ".map(r => r.dataset.family)")
+        assert rows == FAMILIES
+        images = browser.execute_script(
+            "return Array.from(document.images).map(i => [i.closest('figure').className,"
+            " i.closest('figure').dataset.family, i.complete, i.naturalWidth])")
+        for family in FAMILIES:
+            mine = [i for i in images if i[1] == family]
+            assert {"samples", "curve", "latent"} <= {i[0] for i in mine}, family
+            assert all(complete and width > 0 for _, _, complete, width in mine), mine
+    finally:
+        browser.quit()
