@@ -83,9 +83,12 @@ class ImageGAN(Family):
         """G(z): images in [-1, 1]; ``y`` is a class index per item for a conditional GAN."""
         return self.G(z)
 
-    def critic(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        """D(x): one score per image in [-1, 1] (a logit, or a Wasserstein critic's value)."""
-        return self.D(x)
+    def critic(self, x: Tensor, y: Tensor | None = None, eager: bool = False) -> Tensor:
+        """D(x): one score per image in [-1, 1] (a logit, or a Wasserstein critic's value).
+
+        ``eager`` bypasses a torch.compile'd D (its forward runs uncompiled): the gradient
+        penalty differentiates a gradient, and compiled graphs have no double backward."""
+        return (self.D.forward if eager else self.D)(x)
 
     def labels(self, batch: dict) -> Tensor | None:
         """The condition of a batch (None for an unconditional GAN)."""

@@ -46,9 +46,9 @@ class ConditionalGAN(WGANGP):
     def generate(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         return self.G(torch.cat([z, self.one_hot(y).to(z.dtype)], 1))
 
-    def critic(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+    def critic(self, x: Tensor, y: Tensor | None = None, eager: bool = False) -> Tensor:
         planes = self.one_hot(y).to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[2:])
-        return self.D(torch.cat([x, planes], 1))
+        return super().critic(torch.cat([x, planes], 1), eager=eager)
 
     def labels(self, batch: dict) -> Tensor:
         if "y" not in batch:

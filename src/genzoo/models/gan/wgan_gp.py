@@ -59,7 +59,7 @@ class WGANGP(ImageGAN):
         x_tilde = self.fakes(len(x), y).detach()
         d_real = self.critic(x, y).float().mean()
         d_fake = self.critic(x_tilde, y).float().mean()
-        gp = gradient_penalty(lambda x_hat: self.critic(x_hat, y), x, x_tilde)
+        gp = gradient_penalty(lambda x_hat: self.critic(x_hat, y, eager=True), x, x_tilde)
         return {"loss": d_fake - d_real + self.config.lambda_gp * gp,
                 "wasserstein": d_real - d_fake,         # the critic's estimate of W(P_r, P_g)
                 "gradient_penalty": gp, "d_real": d_real, "d_fake": d_fake,
