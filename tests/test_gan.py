@@ -146,3 +146,12 @@ def test_conditional_sampling_depends_on_the_label():
         model.sample(2, label=4)
     x = batch(2)["x"]
     assert not torch.allclose(model.critic(x, torch.tensor([0, 0])), model.critic(x, torch.tensor([2, 2])))
+
+
+def test_held_out_evaluation_reports_scores_and_spread():
+    dcgan = build("dcgan").eval()
+    out = dcgan.evaluate(batch())
+    assert 0 < out["d_real"] < 1 and 0 < out["d_fake"] < 1          # probabilities D(x)
+    assert out["d_gap"] == pytest.approx(float(out["d_real"] - out["d_fake"]))
+    wgan = build("cgan").eval().evaluate(batch())
+    assert {"d_real", "d_fake", "d_gap", "spread", "spread_real", "spread_ratio"} <= set(wgan)

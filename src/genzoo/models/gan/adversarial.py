@@ -90,6 +90,10 @@ class ImageGAN(Family):
         penalty differentiates a gradient, and compiled graphs have no double backward."""
         return (self.D.forward if eager else self.D)(x)
 
+    def readout(self, score: Tensor) -> Tensor:
+        """D's score as it is logged: a Wasserstein critic's value as it is."""
+        return score.detach().float()
+
     def labels(self, batch: dict) -> Tensor | None:
         """The condition of a batch (None for an unconditional GAN)."""
         return None
@@ -136,7 +140,8 @@ class ImageGAN(Family):
         x = self.real(batch)
         y = self.labels(batch)
         x_tilde = self.fakes(len(x), y)
-        d_real, d_fake = self.critic(x, y).mean(), self.critic(x_tilde, y).mean()
+        d_real = self.readout(self.critic(x, y)).mean()
+        d_fake = self.readout(self.critic(x_tilde, y)).mean()
         return {"d_real": d_real, "d_fake": d_fake, "d_gap": d_real - d_fake,
                 **self.diversity(x, x_tilde)}
 

@@ -61,6 +61,10 @@ class DCGAN(ImageGAN):
             t = t * (1 - cfg.label_smoothing)
         return t
 
+    def readout(self, score):
+        """D(x) = sigmoid(logit): the probability that x is real."""
+        return torch.sigmoid(score.detach().float())
+
     def critic_loss(self, batch):
         x = self.real(batch)
         x_tilde = self.fakes(len(x))
@@ -68,15 +72,15 @@ class DCGAN(ImageGAN):
         loss_real = F.binary_cross_entropy_with_logits(logit_real.float(), self.targets(len(x), True))
         loss_fake = F.binary_cross_entropy_with_logits(logit_fake.float(), self.targets(len(x), False))
         return {"loss": loss_real + loss_fake, "loss_real": loss_real, "loss_fake": loss_fake,
-                "d_real": torch.sigmoid(logit_real.detach().float()).mean(),    # D(x)
-                "d_fake": torch.sigmoid(logit_fake.detach().float()).mean(),    # D(G(z))
+                "d_real": self.readout(logit_real).mean(),      # D(x)
+                "d_fake": self.readout(logit_fake).mean(),      # D(G(z))
                 **self.diversity(x, x_tilde)}
 
     def generator_loss(self, batch):
         n = len(batch["x"])
         logit = self.critic(self.fakes(n)).float()
         loss = F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))   # -log D(G(z))
-        return {"loss": loss, "d_fake": torch.sigmoid(logit.detach()).mean()}
+        return {"loss": loss, "d_fake": self.readout(logit).mean()}
 
 
 def _showcase(*args, **kwargs):
