@@ -151,3 +151,17 @@ def test_showcase_draws_chains_buffer_and_fresh_samples(tmp_path, image_data):
     assert [f.name for f in files] == ["langevin_chain.png", "buffer_samples.png",
                                        "fresh_samples.png", "energies.png"]
     assert all(f.stat().st_size > 500 for f in files)
+
+
+def test_cli_trains_on_an_image_file_padded_to_32_and_samples_with_a_chain_length(tmp_path, image_npz):
+    import numpy as np
+
+    from genzoo.cli import main
+    run = tmp_path / "run"
+    assert main(["train", "ebm", "--data", str(image_npz), "--steps", "2", "--batch-size", "8",
+                 "--out", str(run), "--no-progress", "--set", "widths=[4,8]", "--set", "dense=8",
+                 "--set", "steps=2", "--set", "buffer_size=32", "--set", "sample_steps=3"]) == 0
+    assert RunDir.open(run).description["data_info"]["shape"] == [1, 32, 32]
+    assert (run / "showcase" / "langevin_chain.png").exists()
+    assert main(["sample", str(run), "-n", "4", "--steps", "2", "--out", str(tmp_path / "s")]) == 0
+    assert np.load(tmp_path / "s.npz")["x"].shape == (4, 32, 32, 1)

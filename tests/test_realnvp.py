@@ -201,3 +201,16 @@ def test_bad_input_is_a_clear_error():
         RealNVP(RealNVPConfig(), DataInfo("points", (1,)))
     with pytest.raises(GenzooError, match="alpha must be in"):
         C.from_dict(RealNVPConfig, {"alpha": 0.5})
+
+
+def test_cli_trains_on_the_moons_builtin_and_samples_at_a_temperature(tmp_path):
+    from genzoo.cli import main
+    run = tmp_path / "run"
+    assert main(["train", "realnvp", "--data", "moons", "--steps", "4", "--out", str(run),
+                 "--no-progress", "--set", "hidden=16", "--set", "depth=1",
+                 "--set", "data.max_items=500"]) == 0
+    assert (run / "showcase" / "flow_panels.png").exists()
+    assert main(["sample", str(run), "-n", "50", "--temperature", "0.5",
+                 "--out", str(tmp_path / "s")]) == 0
+    x = np.load(tmp_path / "s.npz")["x"]
+    assert x.shape == (50, 2) and np.isfinite(x).all()
