@@ -126,6 +126,10 @@ class Diffusion(Family):
         self.register_buffer("data_sq", torch.full((c,), 0.5))      # E[x^2]: std 0.5 at first
         self.register_buffer("norm_seen", torch.zeros((), dtype=torch.long))
 
+    @property
+    def device(self) -> torch.device:
+        return self.data_mean.device        # a buffer: works whatever the network is
+
     @classmethod
     def data_defaults(cls, config) -> dict:
         return {"image_size": config.image_size}
