@@ -35,6 +35,7 @@ class DiffusionConfig:
     emb_dim: int = 32                        # size of the sinusoidal embedding of t
     dropout: float = 0.0
     image_size: int = 64                     # the recipe's side; data is adapted to it
+    channels_last: bool = False              # NHWC memory layout for the U-Net (a speed option)
     # the noise schedule (DDPM: linear betas 1e-4 .. 0.02 over T = 1000 discrete steps)
     schedule: str = "linear"                 # linear | cosine | offset_cosine
     discrete: bool = True                    # train on t = i/T (True) or t ~ U(0, 1) (False)
@@ -119,6 +120,8 @@ class Diffusion(Family):
         self.net = UNet(c, tuple(config.widths), config.bottleneck, config.blocks,
                         tuple(config.attention), h, config.emb_dim, config.dropout,
                         self.num_classes, config.heads)
+        if config.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
         # data statistics: x_norm = (x - mean) / std per channel. Measured on the first
         # norm_batches training batches (a running average, then frozen); the EMA copy of these
         # buffers catches up within a few hundred steps thanks to its warm-up.
@@ -179,7 +182,7 @@ class Diffusion(Family):
         if self.num_classes and "y" in batch:
             y = G.drop_labels(batch["y"], self.config.p_uncond if self.training else 0.0,
                               self.num_classes)
-        out = self.net(x_t, t, y).float()
+        out = self.eps_net(x_t, t, y)
         alpha, sigma = self._alpha_sigma(t)
         target = {"eps": eps, "x0": x0, "v": alpha * eps - sigma * x0}[self.config.prediction]
         err = (out - target).abs() if self.config.loss == "l1" else (out - target).pow(2)
@@ -189,6 +192,12 @@ class Diffusion(Family):
         opt = "adamw" if self.config.weight_decay > 0 else "adam"
         return [Objective("model", self.loss, list(self.parameters()), lr=self.config.lr,
                           weight_decay=self.config.weight_decay, optimizer=opt)]
+
+    def eps_net(self, x_t, t, y=None) -> torch.Tensor:
+        """The network's output (eps, x0 or v as configured), in float32."""
+        if self.config.channels_last:
+            x_t = x_t.contiguous(memory_format=torch.channels_last)
+        return self.net(x_t, t, y).float().contiguous()
 
     # -- the denoiser the samplers see -------------------------------------------------------
     def split(self, out, x_t, alpha, sigma):
@@ -210,14 +219,13 @@ class Diffusion(Family):
             n = len(x_t)
             tt = t.to(x_t.device).float().expand(n)
             if y is None or w == 0:
-                out = self.net(x_t, tt, None)
+                out = self.eps_net(x_t, tt, None)
             elif w == 1:
-                out = self.net(x_t, tt, y)
+                out = self.eps_net(x_t, tt, y)
             else:                         # both predictions in one batch
                 null = torch.full_like(y, self.num_classes)
-                both = self.net(torch.cat([x_t, x_t]), torch.cat([tt, tt]), torch.cat([null, y]))
+                both = self.eps_net(torch.cat([x_t, x_t]), torch.cat([tt, tt]), torch.cat([null, y]))
                 out = G.guided(*both.chunk(2), w)
-            out = out.float()
             alpha, sigma = self._alpha_sigma(tt)
             x0, eps = self.split(out, x_t, alpha, sigma)
             if clip:
