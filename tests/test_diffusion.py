@@ -175,3 +175,17 @@ def test_bad_input_is_a_clear_error(image_data):
     cond = tiny(DataInfo.of(image_data))
     with pytest.raises(GenzooError, match="label 7 is not a class"):
         cond.sample(1, label=7)
+
+
+def test_channels_last_computes_the_same_function():
+    info = DataInfo("image", (3, 16, 16), 2, ["a", "b"])
+    torch.manual_seed(0)
+    a = tiny(info)
+    b = tiny(info, channels_last=True)
+    with torch.no_grad():
+        for p in a.net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    b.load_state_dict(a.state_dict())
+    assert b.net.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    x, t, y = torch.randn(2, 3, 16, 16), torch.tensor([0.2, 0.7]), torch.tensor([0, 1])
+    torch.testing.assert_close(b.eps_net(x, t, y), a.eps_net(x, t, y), atol=1e-5, rtol=1e-5)
