@@ -68,8 +68,11 @@ def memorisation(model, train, held, out: Path, generator=None, k: int = 8,
         _, d_held = nearest(x_h, reference)
         stats["heldout_to_train_median"] = float(d_held.median())
         stats["ratio"] = stats["sample_to_train_median"] / max(1e-8, stats["heldout_to_train_median"])
-        stats["note"] = ("ratio well below 1: samples are nearer to the training images than "
-                         "unseen real images are (memorisation)")
+        stats["verdict"] = ("samples are much nearer to the training images than unseen real "
+                            "images are: the GAN may be copying its training data"
+                            if stats["ratio"] < 0.8 else
+                            "samples are no nearer to the training images than unseen real "
+                            "images are (no sign of memorisation)")
     path_json = out / "memorisation.json"
     path_json.write_text(json.dumps(stats, indent=2) + "\n")
 
