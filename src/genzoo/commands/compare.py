@@ -126,7 +126,9 @@ def run(args) -> int:
         else:
             runs.append(Path(item))
     spec = args.data or RunDir.open(runs[0]).description["data"]["spec"]
-    options = C.from_dict(D.DataOptions, {}, where="data options")
+    data_sets = {"data": {}}       # the reference is read with the same --set data.X as training
+    C.apply_overrides(data_sets, [o for o in args.overrides if o.startswith("data.")], "data")
+    options = C.from_dict(D.DataOptions, data_sets["data"], where="data options")
     common = D.load(spec, options)
     reference = common.split(options.holdout) if common.modality == "image" else None
     if reference is not None and reference[1] is None:
