@@ -159,3 +159,22 @@ def test_wall_clock_budget_ends_training_early(image_data):
     with pytest.raises(GenzooError, match="max_minutes"):
         from genzoo import config as C
         C.from_dict(TrainConfig, {"max_minutes": -1.0})
+
+
+def test_genzoo_eval_of_a_text_run(tmp_path, capsys):
+    words = "the cat sat on a mat and dog ran to big red house".split()
+    g = torch.Generator().manual_seed(0)
+    lines = [" ".join(words[int(i)] for i in torch.randint(0, len(words), (8,), generator=g))
+             for _ in range(200)]
+    (tmp_path / "t.txt").write_text("\n".join(lines))
+    assert main(["train", "lstm", "--data", "t.txt", "--steps", "2", "--out", "lm",
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["eval", "lm", "-n", "8"]) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) < 30                    # a table, not the samples
+    r = json.loads(open("lm/eval.json").read())
+    assert r["features"]["name"] == "word n-grams"
+    for n in (2, 3, 4):
+        assert 0 <= r["metrics"][f"novelty_{n}"] <= 1 and 0 <= r["metrics"][f"repetition_{n}"] <= 1
+    assert any(k.startswith("bits_per") for k in r["held_out"])

@@ -126,28 +126,23 @@ def feature_metrics(ex: Extractor, samples: torch.Tensor, reference: torch.Tenso
     return metrics, nov, cached
 
 
-def _token_lists(x, info) -> list[list]:
-    if isinstance(x, torch.Tensor):
-        return [[t for t in row.tolist() if t != 0] for row in x.long().cpu()]   # 0 is <pad>
-    if x and isinstance(x[0], str):
-        return [list(s) for s in x]
-    return [list(s) for s in x]
-
-
-def _decode_all(x: torch.Tensor, info) -> list[list]:
-    tok = info.meta.get("tokenizer")
-    if tok is None:
-        return _token_lists(x, info)
-    from genzoo.data.tokenizers import from_dict
-    t = from_dict(tok)
-    return [list(t.decode([i for i in row.tolist() if i != 0])) for row in x.long().cpu()]
+def _texts(x, info) -> list[str]:
+    """Samples or dataset rows as strings: token-id rows are decoded (pad ids dropped)."""
+    if not isinstance(x, torch.Tensor):
+        return [str(s) for s in x]
+    from genzoo.data.tokenizers import PAD, from_dict
+    tok = from_dict(info.meta["tokenizer"])
+    return [tok.decode([i for i in row if i != PAD]) for row in x.long().cpu().tolist()]
 
 
 def _save_some(samples, model: Family, folder: Path, k: int = 64) -> str | None:
     """The first ``k`` samples as the modality's writer draws them; the picture's path in the
     run folder (a text file where the modality has no picture)."""
     from genzoo.viz.samples import save_samples
-    files = save_samples(samples[:k], model.data, folder / "eval" / "samples")
+    import contextlib
+    import io
+    with contextlib.redirect_stdout(io.StringIO()):       # some writers also print (text)
+        files = save_samples(samples[:k], model.data, folder / "eval" / "samples")
     best = [f for f in files if Path(f).suffix == ".png"] or \
         [f for f in files if Path(f).suffix == ".txt"]
     return str(Path(best[0]).relative_to(folder)) if best else None
@@ -200,11 +195,11 @@ def evaluate_run(run_dir, *, data: str | None = None, features: str | None = Non
         result["features"] = {"name": ex.name, "is_fid": ex.is_fid, "cached_reference": cached}
         result["metrics"], result["novelty"] = metrics, nov
     elif model.data.modality == "text":
-        ref = _decode_all(held.x, model.data)
-        tr = _decode_all(train.x, model.data) if train is not None else ref
-        gen = _decode_all(samples, model.data) if isinstance(samples, torch.Tensor) else _token_lists(samples, None)
-        result["features"] = {"name": "n-grams", "is_fid": False, "cached_reference": False}
-        result["metrics"] = T.text_statistics(gen, tr, ref)
+        words = lambda texts: [t.split() for t in texts]     # noqa: E731  (word n-grams)
+        ref = words(_texts(held.x, model.data))
+        tr = words(_texts(train.x, model.data)) if train is not None else ref
+        result["features"] = {"name": "word n-grams", "is_fid": False, "cached_reference": False}
+        result["metrics"] = T.text_statistics(words(_texts(samples, model.data)), tr, ref)
     elif isinstance(samples, torch.Tensor) and samples.dtype.is_floating_point:
         ref_x, train_x = held.x.float(), (train.x.float() if train is not None else None)
         ex = Extractor(f"raw {model.data.modality} ({samples[0].numel()}-d)",

@@ -16,7 +16,8 @@ from pathlib import Path
 from genzoo import __version__
 from genzoo.viz.plots import plt
 
-LIKELIHOOD_KEYS = ("bpd", "elbo_bpd", "nll", "nll_per_token", "loss_per_token", "bits_per_token")
+LIKELIHOOD_KEYS = ("bpd", "elbo_bpd", "nll", "bits_per_char", "bits_per_token", "nll_per_token",
+                   "loss_per_token")
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 90em; }
@@ -80,6 +81,10 @@ def _likelihood(r: dict) -> str:
 
 def _novelty(r: dict) -> str:
     nov = r.get("novelty") or {}
+    m = r.get("metrics", {})
+    if not nov and "novelty_3" in m:            # text: word n-grams against held-out text
+        return html.escape(f"new 3-grams {m['novelty_3']:.0%} (held-out {m['held_out_novelty_3']:.0%}), "
+                           f"repeated {m['repetition_3']:.0%} (held-out {m['held_out_repetition_3']:.0%})")
     if not nov:
         return "–"
     text = f"{nov['close_fraction']:.0%} close (expect {nov['q']:.0%})"
