@@ -108,12 +108,12 @@ def test_bits_per_dimension_two_ways():
 
 def test_loss_goes_down_on_a_tiny_set(image_data):
     torch.manual_seed(0)
-    model = PixelCNNMix(PixelCNNMixConfig(image_size=16, **{**TINY, "filters": 16}),
+    model = PixelCNNMix(PixelCNNMixConfig(image_size=16, **{**TINY, "lr": 1e-2}),
                         DataInfo.of(image_data))
-    trainer = Trainer(model, image_data, TrainConfig(steps=30, batch_size=32, progress=False))
+    trainer = Trainer(model, image_data, TrainConfig(steps=20, batch_size=16, progress=False))
     first = float(trainer.train_step()["bpd"])
     trainer.fit()
-    assert trainer.last_metrics["bpd"] < 0.6 * first
+    assert trainer.last_metrics["bpd"] < 0.65 * first
 
 
 def test_sampling_shape_levels_seeds_and_completion():
@@ -138,3 +138,18 @@ def test_bad_sizes_are_clear_errors():
         C.from_dict(PixelCNNMixConfig, {"image_size": 30, "hierarchies": 3})
     with pytest.raises(GenzooError, match=r"image size \(7, 7\) must be divisible by 2"):
         PixelCNNMix(PixelCNNMixConfig(image_size=8), DataInfo("image", (1, 7, 7)))
+
+
+def test_train_show_and_sample_from_the_command_line(image_npz, tmp_path):
+    import numpy as np
+    from genzoo.cli import main
+    run = tmp_path / "run"
+    assert main(["train", "pixelcnn_mix", "--data", str(image_npz), "--steps", "2",
+                 "--batch-size", "8", "--set", "filters=8", "--set", "mixtures=2",
+                 "--set", "image_size=8", "--set", "train.sample_every=0", "--out", str(run),
+                 "--no-progress"]) == 0
+    for name in ("samples_by_temperature.png", "completions.png", "bits_per_pixel.png"):
+        assert (run / "showcase" / name).is_file()
+    out = tmp_path / "s"
+    assert main(["sample", str(run), "-n", "2", "--temperature", "0.9", "--out", str(out)]) == 0
+    assert np.load(out.with_suffix(".npz"))["x"].shape == (2, 8, 8, 1)

@@ -2,7 +2,7 @@
 
 Samples at a few temperatures (one row each: T = 1 is the model itself, lower T sharper and
 less varied); completions: held-out images whose top half is kept and whose bottom half the
-model draws, three times each, beside the original; and which pixels cost the most bits.
+model draws, twice each, beside the original; and which pixels cost the most bits.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 
 from genzoo.viz.grid import save_grid
 
-TEMPERATURES = (1.0, 0.8, 0.5)
+TEMPERATURES = (1.0, 0.7)
 
 
 @torch.no_grad()
@@ -32,8 +32,8 @@ def showcase(model, data, out: Path, generator: torch.Generator | None = None,
     half = x.shape[-2] // 2
     masked = x.clone()
     masked[:, :, half:] = 0
-    columns = [x, masked] + [model.complete(x, half, generator) for _ in range(3)]
-    # one row per image: original, the kept half, three completions
+    columns = [x, masked] + [model.complete(x, half, generator) for _ in range(2)]
+    # one row per image: original, the kept half, two completions
     files.append(save_grid(torch.stack(columns, 1).flatten(0, 1), out / "completions.png",
                            nrow=len(columns)))
 
