@@ -265,6 +265,8 @@ def test_npz_layouts_and_float_ranges(tmp_path):
     assert torch.equal(load(str(tmp_path / "c.npz")).x, torch.from_numpy(nhwc).permute(0, 3, 1, 2))
     test = read_images(f"{tmp_path / 'c.npz'}:test")
     assert len(test) == 1 and test.y.tolist() == [1]
+    np.savez(tmp_path / "e.npz", x=x, y=y, class_names=["a", "b", "c"])
+    assert load(str(tmp_path / "e.npz")).class_names == ["a", "b", "c"]
     np.save(tmp_path / "d.npy", x)
     assert load(str(tmp_path / "d.npy")).y is None
 
@@ -282,6 +284,12 @@ def test_array_errors(tmp_path):
     np.save(tmp_path / "flat.npy", np.zeros((3, 4), np.uint8))
     with pytest.raises(GenzooError, match=r"flat\.npy: array of shape \(3, 4\) is not images"):
         load(str(tmp_path / "flat.npy"))
+    np.savez(tmp_path / "two.npz", images=np.zeros((2, 4, 4), np.uint8), x_train=np.zeros((2, 4, 4), np.uint8))
+    with pytest.raises(GenzooError, match=r"two\.npz: both 'images' and 'x_train' are there"):
+        load(str(tmp_path / "two.npz"))
+    np.savez(tmp_path / "names.npz", x=np.zeros((2, 4, 4), np.uint8), y=[0, 2], class_names=["a", "b"])
+    with pytest.raises(GenzooError, match=r"names\.npz: label 2 but only 2 class_names"):
+        load(str(tmp_path / "names.npz"))
     (tmp_path / "junk.npz").write_bytes(b"not a zip at all")
     with pytest.raises(GenzooError, match=r"junk\.npz: cannot read the arrays"):
         load(str(tmp_path / "junk.npz"))

@@ -240,3 +240,12 @@ def test_cifar_pickles_cannot_run_code(tmp_path):
     (tmp_path / "c.tar.gz").write_bytes(buf.getvalue())
     with pytest.raises(GenzooError, match=r"c\.tar\.gz: not a readable CIFAR-10 archive \(refusing to load global os\.system\)"):
         sources.load_cifar_batches(tmp_path / "c.tar.gz", "c")
+
+
+def test_unwritable_cache_is_a_clear_error(www, tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("not a folder")
+    monkeypatch.setenv("GENZOO_CACHE", str(tmp_path / "afile"))
+    _, _, files = tiny_mnist(www[0])
+    register_source(Source("tiny-ro", files, idx_builder(None)))
+    with pytest.raises(GenzooError, match=r"tiny-ro: cannot write to the cache folder .*afile/tiny-ro .*GENZOO_CACHE"):
+        fetch("tiny-ro")

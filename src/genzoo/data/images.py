@@ -443,6 +443,8 @@ def _read_arrays(path: Path, subset: str | None, spec: str, options: DataOptions
             names = None
             if y is not None and "class_names" in keys:
                 names = [str(s) for s in data["class_names"]]
+                if len(y) and y.max() >= len(names):
+                    raise GenzooError(f"{spec}: label {y.max()} but only {len(names)} class_names")
             return image_dataset(x, spec, options, y=y, class_names=names)
     except GenzooError:
         raise

@@ -160,11 +160,15 @@ def _fetch_file(source: Source, f: RemoteFile) -> Path:
                               f"({fault}); delete it to download it again")
         _mark(source, f, dest, ok)
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
     urls = list(dict.fromkeys(_mirrored(u) for u in (f.url, *f.mirrors)))
     errors = []
     for url in urls:
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        except OSError as e:
+            raise GenzooError(f"{source.name}: cannot write to the cache folder {dest.parent} "
+                              f"({e.strerror or e}); set GENZOO_CACHE to a writable folder") from None
         tmp = Path(tmp)
         try:
             with os.fdopen(fd, "wb") as out:
