@@ -121,3 +121,13 @@ def test_report_renders_in_a_real_browser(compared):
             assert all(complete and width > 0 for _, _, complete, width in mine), mine
     finally:
         browser.quit()
+
+
+def test_per_family_settings_reach_only_their_family():
+    from genzoo import registry
+    from genzoo.commands.compare import _overrides_for
+    sets = ["latent_dim=4", "vae.beta=2", "train.batch_size=8", "data.holdout=5", "nosuch=1"]
+    assert _overrides_for("vae", registry.get("vae"), sets) == \
+        ["latent_dim=4", "beta=2", "train.batch_size=8", "data.holdout=5"]
+    assert _overrides_for("autoencoder", registry.get("autoencoder"), sets) == \
+        ["latent_dim=4", "train.batch_size=8", "data.holdout=5"]

@@ -26,7 +26,8 @@ def add_arguments(p):
     p.add_argument("--features", default="auto", help="feature space (see `genzoo eval -h`)")
     p.add_argument("-n", type=int, default=1000, help="samples drawn from each model")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="setting applied to every family that has it (train.X, data.X reach all)")
+                   help="setting for every family that has it (train.X, data.X reach all); "
+                   "FAMILY.KEY=VALUE for one family only, e.g. ddpm.image_size=32")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
@@ -48,11 +49,20 @@ def parse_budget(text: str) -> tuple[int | None, float | None]:
     return None, value
 
 
-def _overrides_for(entry, overrides: list[str]) -> list[str]:
-    """The --set items that this family's config knows (train./data. ones reach everyone)."""
+def _overrides_for(name: str, entry, overrides: list[str]) -> list[str]:
+    """The --set items for family ``name``: FAMILY.KEY=V ones for it alone (prefix removed),
+    plain KEY=V ones its config knows, and train.X / data.X ones, which reach every family."""
     import dataclasses
     names = {f.name for f in dataclasses.fields(entry.config)}
-    return [o for o in overrides if "." in o.split("=", 1)[0] or o.split("=", 1)[0] in names]
+    mine = []
+    for o in overrides:
+        key = o.split("=", 1)[0].strip()
+        section, _, rest = key.partition(".")
+        if section in ("train", "data") or key in names:
+            mine.append(o)
+        elif section == name and rest:
+            mine.append(o[len(name) + 1:])
+    return mine
 
 
 def train_one(name: str, args, steps, minutes, log=print):
@@ -73,7 +83,7 @@ def train_one(name: str, args, steps, minutes, log=print):
     train = {"steps": steps if steps is not None else BIG, "seed": args.seed,
              "device": args.device, "max_minutes": minutes or 0.0}
     description = launch.resolve(name, data=args.data, train=train,
-                                 overrides=_overrides_for(entry, args.overrides))
+                                 overrides=_overrides_for(name, entry, args.overrides))
     if out.exists() and (out / "config.yaml").is_file():        # a run stopped before any checkpoint
         import shutil
         shutil.rmtree(out)
