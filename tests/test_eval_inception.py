@@ -72,3 +72,35 @@ def test_bad_weight_files_are_refused(net, tmp_path):
     torch.save({"x": torch.nn.Linear(2, 2)}, code)      # a pickled module: never unpickled
     with pytest.raises(GenzooError, match="not a readable weights file"):
         load_inception(code)
+
+
+def test_download_is_verified_and_offline_is_explained(tmp_path, monkeypatch):
+    import functools
+    import http.server
+    import threading
+
+    from genzoo.evaluation.cache import cache_dir
+    from genzoo.evaluation.inception import WEIGHTS_NAME
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    served = tmp_path / "srv" / "mseitzer/pytorch-fid/releases/download/fid_weights"
+    served.mkdir(parents=True)
+    (served / WEIGHTS_NAME).write_bytes(b"not the weights")
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                          functools.partial(Quiet, directory=str(tmp_path / "srv")))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    monkeypatch.setenv("GENZOO_DATA_MIRROR", f"http://127.0.0.1:{srv.server_port}")
+    monkeypatch.delenv("GENZOO_INCEPTION_WEIGHTS", raising=False)
+    try:
+        with pytest.raises(GenzooError, match="checksum"):
+            Fe.get_extractor("inception", (1, 16, 16))
+        assert list((cache_dir() / "weights").iterdir()) == []      # nothing unverified is kept
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    with pytest.raises(GenzooError, match="could not download"):  # nobody listens: offline
+        Fe.get_extractor("inception", (1, 16, 16))
+    assert Fe.get_extractor("auto", (1, 16, 16)).name.startswith("pixels")   # auto never downloads

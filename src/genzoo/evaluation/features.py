@@ -4,7 +4,8 @@ A metric between sets of images is only as meaningful as the space it is compute
 number means nothing without its space, so every extractor has a ``name`` that reports print.
 
 - ``inception`` / ``inception:PATH``: the FID InceptionV3 (pool, 2048-d) with pytorch-fid's
-  weights; the only space in which a Fréchet distance is called FID.
+  weights; the only space in which a Fréchet distance is called FID. Without PATH the weights
+  come from $GENZOO_INCEPTION_WEIGHTS or the cache, else are downloaded and checked.
 - ``classifier:RUN_DIR``: the penultimate layer of a classifier genzoo trained
   (``genzoo train classifier --data SPEC``); a RUN_DIR alone is understood the same way.
 - ``pixels``: the images themselves, average-pooled to at most 1024 numbers; the fallback.
@@ -142,10 +143,11 @@ def inception(arg, shape) -> Extractor:
     from genzoo.evaluation import inception as I
     from genzoo.evaluation.cache import tensors_hash
     path = Path(arg).expanduser() if arg else I.default_weights_path()
-    if path is None:
-        raise GenzooError("--features inception: no weights file; pass --features "
-                          f"inception:PATH to pytorch-fid's {I.WEIGHTS_NAME} ({I.WEIGHTS_URL}) "
-                          "or set GENZOO_INCEPTION_WEIGHTS")
+    if path is None:        # named explicitly: download (checked) when online, else say how
+        try:
+            path = I.fetch_weights()
+        except GenzooError as e:
+            raise GenzooError(f"--features inception: no weights file, and {e}") from None
     net = I.load_inception(path)
     return Extractor("InceptionV3 pool3 (2048-d, pytorch-fid weights)", _Bound(net, "forward", lambda x: x),
                      f"inception:{tensors_hash(net.state_dict())}", is_fid=True, batch_size=50)

@@ -238,10 +238,11 @@ def fetch_weights() -> Path:
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    from urllib.parse import urlsplit
     url = WEIGHTS_URL
-    mirror = os.environ.get("GENZOO_DATA_MIRROR")
+    mirror = os.environ.get("GENZOO_DATA_MIRROR")       # as genzoo.data.sources reads it
     if mirror:
-        url = mirror.rstrip("/") + "/" + WEIGHTS_NAME
+        url = mirror.rstrip("/") + urlsplit(WEIGHTS_URL).path
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
     try:
         sha = hashlib.sha256()
