@@ -116,3 +116,22 @@ def test_data_command_lists_and_inspects(capsys):
     out = run_ok(capsys, "data", "show", "digits", "--image-size", "16")
     assert "digits: 1797 items of shape (1, 16, 16)" in out and "classes (10)" in out
     assert "not a named dataset" in run_error(capsys, "data", "fetch", "imagenet")
+
+
+def test_a_part_of_an_archive_is_a_data_spec(capsys, tmp_path):
+    import io
+    import tarfile
+
+    from PIL import Image
+    with tarfile.open(tmp_path / "set.tar", "w") as tar:
+        for split, n in (("train", 3), ("test", 2)):
+            for cls in ("cat", "dog"):
+                for i in range(n):
+                    buf = io.BytesIO()
+                    Image.new("L", (8, 8), 40 * i).save(buf, format="PNG")
+                    info = tarfile.TarInfo(f"{split}/{cls}/{i}.png")
+                    info.size = len(buf.getvalue())
+                    tar.addfile(info, io.BytesIO(buf.getvalue()))
+    out = run_ok(capsys, "data", "show", f"{tmp_path / 'set.tar'}:test")
+    assert "4 items of shape (1, 8, 8)" in out and "classes (2): cat, dog" in out
+    assert "set.tar:nope" in run_error(capsys, "data", "show", f"{tmp_path / 'set.tar'}:nope")

@@ -80,12 +80,14 @@ def load(spec: str, options: DataOptions | None = None) -> TensorDataset:
         ds = _BUILTINS[spec](options)
     else:
         path = Path(spec).expanduser()
-        if not path.exists():
+        # "archive.tar:train" names a part of a file or folder; the reader splits it off
+        whole = Path(spec.rpartition(":")[0]).expanduser() if ":" in spec else path
+        if not (path.exists() or whole.exists()):
             raise GenzooError(
                 f"{spec}: no such file or folder, and not a builtin dataset "
                 f"(builtins: {', '.join(builtin_names())})")
         for accepts, fn in _READERS:
-            if accepts(path):
+            if accepts(path if path.exists() else whole):
                 ds = fn(path, options)
                 break
         else:
