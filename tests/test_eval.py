@@ -1,6 +1,7 @@
 """Classifiers, feature spaces, the reference cache, novelty, text statistics and `genzoo eval`."""
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,7 +14,7 @@ from genzoo.models.base import DataInfo
 from genzoo.models.classifier import Classifier, ClassifierConfig, accuracy
 from genzoo.training.trainer import TrainConfig, Trainer
 
-from conftest import TINY_AE
+from conftest import TINY_AE, blobs
 
 
 def _fit(model, data, held, steps=40):
@@ -142,6 +143,12 @@ def test_genzoo_eval_end_to_end(image_npz, capsys):
     assert not r1["novelty"]["memorising"] or r1["novelty"]["close_fraction"] > 0.2
     r2 = evaluate_run("vae", n=40, features="pixels", write=False)
     assert r2["metrics"] == m and r2["features"]["cached_reference"]      # same samples, same numbers
+    x, y = blobs(30, seed=1)
+    np.savez("other.npz", x=x, y=y)
+    assert main(["eval", "vae", "-n", "40", "--features", "pixels", "--data", "other.npz"]) == 0
+    r3 = json.loads(open("vae/eval.json").read())
+    assert r3["reference"]["items"] == 30 and r3["data"] == "other.npz"
+    assert r3["metrics"]["fd"] != m["fd"]
     assert main(["eval", "vae", "-n", "2"]) == 2
     assert "at least 4" in capsys.readouterr().err
     assert main(["eval", "nowhere"]) == 2
