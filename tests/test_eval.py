@@ -30,7 +30,8 @@ def _fit(model, data, held, steps=40):
 @pytest.mark.parametrize("arch", ["cnn", "mlp"])
 def test_classifier_learns_and_reports_accuracy(image_data, arch):
     train, held = image_data.split(32)
-    model = Classifier(ClassifierConfig(arch=arch, lr=2e-3), DataInfo.of(train))
+    small = dict(conv_widths=(8, 8, 16, 16), dense=32, mlp_widths=(64, 32))
+    model = Classifier(ClassifierConfig(arch=arch, lr=2e-3, **small), DataInfo.of(train))
     first, metrics = _fit(model, train, held)
     assert metrics["val/loss"] < first
     assert metrics["val/accuracy"] > 0.9

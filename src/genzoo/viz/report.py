@@ -28,6 +28,7 @@ th { background: #f2f2f2; } td.name, th.name { text-align: left; }
 .row { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
 figure { margin: 0; } figcaption { text-align: center; font-size: 0.9em; }
 img { image-rendering: pixelated; max-width: 24em; border: 1px solid #ddd; }
+figure.samples img { width: 16em; }
 .note { color: #555; font-size: 0.9em; } pre { max-width: 40em; white-space: pre-wrap; }
 """
 
