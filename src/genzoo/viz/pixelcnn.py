@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from genzoo.viz.grid import save_grid
+from genzoo.viz.grid import grid, save_png, to_uint8
 
 TEMPERATURES = (1.0, 0.7)
 
@@ -24,7 +24,7 @@ def showcase(model, data, out: Path, generator: torch.Generator | None = None,
     model.eval()
     files = []
     rows = [model.sample(per_row, generator=generator, temperature=t) for t in TEMPERATURES]
-    files.append(save_grid(torch.cat(rows), out / "samples_by_temperature.png", nrow=per_row))
+    files.append(_save(torch.cat(rows), out / "samples_by_temperature.png", nrow=per_row))
 
     n = min(len(data), per_row)
     x = data.batch(torch.arange(n, device=data.x.device))["x"].to(model.device)
@@ -34,11 +34,17 @@ def showcase(model, data, out: Path, generator: torch.Generator | None = None,
     masked[:, :, half:] = 0
     columns = [x, masked] + [model.complete(x, half, generator) for _ in range(2)]
     # one row per image: original, the kept half, two completions
-    files.append(save_grid(torch.stack(columns, 1).flatten(0, 1), out / "completions.png",
+    files.append(_save(torch.stack(columns, 1).flatten(0, 1), out / "completions.png",
                            nrow=len(columns)))
 
     files.append(_bits_map(model, x, out / "bits_per_pixel.png"))
     return files
+
+
+def _save(x: torch.Tensor, path: Path, nrow: int) -> Path:
+    """A grid of small images, enlarged (nearest pixels) to about 512 pixels across."""
+    g = grid(to_uint8(x), nrow)
+    return save_png(g, path, max(1, min(8, 512 // max(g.shape[:2]))))
 
 
 def _as_model_sees(model, x: torch.Tensor) -> torch.Tensor:
@@ -64,4 +70,4 @@ def _bits_map(model, x: torch.Tensor, path: Path) -> Path:
         nats = -dmol.log_prob(model.params(g), g, model.config.mixtures)
     bits = (nats / math.log(2))[:, None]
     heat = (bits / bits.max().clamp(min=1e-8)).expand(-1, x.shape[1], -1, -1)
-    return save_grid(torch.cat([x, heat]), path, nrow=len(x))
+    return _save(torch.cat([x, heat]), path, nrow=len(x))
