@@ -51,20 +51,27 @@ def test_each_player_moves_only_in_its_own_updates_and_n_critic_is_honoured(imag
     assert adam_steps == [2 * n_critic, 2]
 
 
-def test_training_logs_both_players_and_moves_samples_towards_the_data(image_data):
+def test_training_logs_both_players_and_learns_to_draw_the_asked_class(image_data):
+    # blobs: a bright square in the quadrant named by the label (tl, tr, bl, br)
     torch.manual_seed(0)
-    model = build("wgan_gp", n_critic=2, d_dropout=0.0, lr=1e-3)
+    model = build("cgan", n_critic=2, d_dropout=0.0, lr=1e-3)
     reference = image_data.batch(torch.arange(len(image_data)))["x"]
     g = lambda: torch.Generator().manual_seed(7)       # noqa: E731
     before = nearest(model.eval().sample(32, g()), reference)[1].mean()
     trainer = Trainer(model, image_data, TrainConfig(steps=150, batch_size=32, progress=False,
                                                      log_every=10))
     logs = trainer.fit()
-    after = nearest(model.eval().sample(32, g()), reference)[1].mean()
+    model.eval()
+    after = nearest(model.sample(32, g()), reference)[1].mean()
     for k in ("critic/wasserstein", "critic/gradient_penalty", "critic/spread_ratio",
               "critic/loss", "generator/loss"):
         assert np.isfinite(logs[k])
     assert after < 0.7 * before
+    for c in range(4):
+        x = model.sample(16, g(), label=c)[:, 0]
+        quadrants = torch.stack([x[:, :8, :8].mean(), x[:, :8, 8:].mean(),
+                                 x[:, 8:, :8].mean(), x[:, 8:, 8:].mean()])
+        assert int(quadrants.argmax()) == c, (c, quadrants)
 
 
 def _run(tmp, name, steps, kill_at=None, init_seed=0):
