@@ -21,7 +21,8 @@ FAMILIES = ["vae", "autoencoder"]
 def compared(image_npz, capsys):
     """Two tiny families compared on the blobs with a 3-step budget."""
     assert main(["compare", *FAMILIES, "--data", str(image_npz), "--budget", "3", "--out", "cmp",
-                 "-n", "40", "--features", "pixels", "--no-progress", *TINY_AE]) == 0
+                 "-n", "40", "--features", "pixels", "--no-progress", *TINY_AE,
+                 "--set", "vae.image_size=20"]) == 0      # the vae's recipe pads 16 -> 20
     return Path("cmp"), capsys.readouterr().out
 
 
@@ -32,6 +33,9 @@ def test_compare_trains_with_equal_budget_and_reports(compared, image_npz, capsy
     assert all(r["steps"] == 3 for r in results)
     assert len({r["reference"]["source"] for r in results}) == 1      # one reference for all
     assert all(r["features"]["name"].startswith("pixels") for r in results)
+    vae = results[0]
+    assert vae["held_out"]["elbo_bpd"] > 0                  # on its own 20x20 held-out items
+    assert any("brought to the reference's (1, 16, 16)" in n for n in vae["notes"])
     assert "| vae | explicit-approximate |" in printed and "| FD |" in printed
     page = (out / "report.html").read_text()
     assert page.count('<tr class="family"') == 2 and "not</b> FID" in page

@@ -53,6 +53,18 @@ def load_reference(description: dict, data: str | None = None):
     return train, held
 
 
+def _own_held_out(model: Family, description: dict, held):
+    """Held-out items as the family was trained on them (its recipe may have resized them):
+    the reference itself when it has the model's shape, else the run's own held-out split."""
+    if tuple(held.shape) == tuple(model.data.shape):
+        return held
+    try:
+        _, own = load_reference(description)
+    except GenzooError:
+        return None
+    return own if own is not None and tuple(own.shape) == tuple(model.data.shape) else None
+
+
 def training_seconds(run: RunDir) -> float | None:
     """Wall-clock training time: the last logged step over the loop's rate then (the Trainer's
     steps_per_s counts everything since fit() began: steps, evaluations, grids, checkpoints)."""
@@ -93,7 +105,7 @@ def to_shape(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
 @torch.no_grad()
 def held_out_scalars(model: Family, held, n: int, batch_size: int = 250, seed: int = 0) -> dict:
     """Mean of the family's ``evaluate`` scalars over up to ``n`` held-out items (fixed seed)."""
-    if type(model).evaluate is Family.evaluate:
+    if held is None or type(model).evaluate is Family.evaluate:
         return {}       # only the default (training loss): nothing held-out-specific to report
     sums: dict[str, float] = {}
     count = 0
@@ -176,7 +188,7 @@ def evaluate_run(run_dir, *, data: str | None = None, features: str | None = Non
     samples, per_sample = draw(model, n, seed)
     result["seconds_per_sample"] = per_sample
     result["sample_grid"] = _save_some(samples, model, run.path) if write else None
-    result["held_out"] = held_out_scalars(model, held, n)
+    result["held_out"] = held_out_scalars(model, _own_held_out(model, description, held), n)
 
     if model.data.modality == "image":
         ref_x = held.batch(torch.arange(len(held)))["x"]
