@@ -133,3 +133,15 @@ def test_cli_trains_a_conditional_gan_shows_it_and_samples_a_label(image_npz, tm
     assert x.shape == (6, 16, 16, 1)
     assert main(["sample", str(out), "-n", "2", "--label", "9"]) == 2
     assert "--label" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["dcgan", "wgan_gp"])
+def test_bf16_autocast_trains_both_players(image_data, name):
+    model = build(name)
+    trainer = Trainer(model, image_data, TrainConfig(steps=2, batch_size=16, precision="bf16",
+                                                     progress=False))
+    before = snapshot(model.G)
+    logs = trainer.fit()
+    assert changed(before, snapshot(model.G))
+    assert all(np.isfinite(v) for k, v in logs.items() if k.startswith(("critic/", "generator/")))
+    assert all(p.dtype == torch.float32 for p in model.parameters())

@@ -84,7 +84,7 @@ class ImageGAN(Family):
         return self.G(z)
 
     def critic(self, x: Tensor, y: Tensor | None = None, eager: bool = False) -> Tensor:
-        """D(x): one score per image in [-1, 1] (a logit, or a Wasserstein critic's value).
+        """D(x) of images x in [-1, 1]: one score each (a logit, or a Wasserstein critic's value).
 
         ``eager`` bypasses a torch.compile'd D (its forward runs uncompiled): the gradient
         penalty differentiates a gradient, and compiled graphs have no double backward."""
