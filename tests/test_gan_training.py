@@ -145,3 +145,12 @@ def test_bf16_autocast_trains_both_players(image_data, name):
     assert changed(before, snapshot(model.G))
     assert all(np.isfinite(v) for k, v in logs.items() if k.startswith(("critic/", "generator/")))
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_cgan_on_unlabelled_data_fails_before_making_a_run(tmp_path, capsys):
+    path = tmp_path / "plain.npz"
+    np.savez(path, x=np.zeros((20, 16, 16), np.uint8))
+    out = tmp_path / "run"
+    assert main(["train", "cgan", "--data", str(path), "--steps", "1", "--out", str(out),
+                 *TINY_SET]) == 2
+    assert "labelled" in capsys.readouterr().err and not out.exists()
