@@ -124,7 +124,8 @@ def test_cli_trains_a_conditional_gan_shows_it_and_samples_a_label(image_npz, tm
     assert {"critic/wasserstein", "critic/gradient_penalty", "critic/spread",
             "generator/loss", "val/d_gap", "val/spread_ratio"} <= keys
     show = out / "showcase"
-    for f in ("samples.png", "memorisation.png", "memorisation.json", "class_grid.png"):
+    for f in ("samples.png", "memorisation.png", "memorisation.json", "class_grid.png",
+              "curves.png"):
         assert (show / f).is_file(), f
     stats = json.loads((show / "memorisation.json").read_text())
     assert stats["reference_items"] > stats["samples"] / 4 and "ratio" in stats

@@ -6,6 +6,8 @@
   the distances of held-out images to the training set: a GAN that copies its training data
   has samples much nearer to it than unseen real images are.
 - ``class_grid.png`` (conditional GANs): one row per class, the same z in every column.
+- ``curves.png``: both players' losses, D's view of the game (the Wasserstein estimate and the
+  gradient penalty, or D(x) and D(G(z))), and the collapse indicator, from metrics.jsonl.
 """
 from __future__ import annotations
 
@@ -46,7 +48,35 @@ def showcase(model, data, out: Path, generator: torch.Generator | None = None,
     files += memorisation(model, train, data, out, generator, k)
     if hasattr(model, "class_grid"):
         files.append(class_grid(model, data.class_names, out / "class_grid.png", generator))
+    if (out.parent / "metrics.jsonl").is_file():
+        files.append(curves(out.parent / "metrics.jsonl", out / "curves.png"))
     return files
+
+
+PANELS = [("losses", ["critic/loss", "generator/loss"]),
+          ("the critic's view", ["critic/wasserstein", "critic/gradient_penalty",
+                                 "critic/d_real", "critic/d_fake"]),
+          ("collapse indicator: spread of samples / of real images",
+           ["critic/spread_ratio", "val/spread_ratio"])]
+
+
+def curves(metrics: Path, path: Path) -> Path:
+    """Three panels of the logged scalars against the step."""
+    records = [json.loads(line) for line in Path(metrics).read_text().splitlines() if line.strip()]
+    wasserstein = any("critic/wasserstein" in r for r in records)   # then D(x) alone means little
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.2), dpi=100)
+    for ax, (title, keys) in zip(axes, PANELS):
+        for key in keys:
+            pts = [(r["step"], r[key]) for r in records if key in r]
+            if pts and not (wasserstein and key.startswith("critic/d_")):
+                ax.plot(*zip(*pts), label=key, marker="." if key.startswith("val/") else None)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
 
 
 def _images(ds, n: int, device) -> torch.Tensor:
