@@ -29,7 +29,16 @@ class Entry:
     taxonomy: str                # a key of TAXONOMY
     modality: str                # image | points | text | music | ...
     summary: str                 # one line for `genzoo list`
-    showcase: Callable | None = None   # viz function: (model, data, out_dir, generator) -> [paths]
+    # what the family shows once trained: "module:function" (imported only when needed, so
+    # that building a model never imports plotting code) or a function
+    # (model, data, out_dir, generator) -> [paths]
+    showcase: str | Callable | None = None
+
+    def showcase_fn(self) -> Callable | None:
+        if isinstance(self.showcase, str):
+            module, _, name = self.showcase.partition(":")
+            return getattr(importlib.import_module(module), name)
+        return self.showcase
 
 
 _REGISTRY: dict[str, Entry] = {}
@@ -37,7 +46,7 @@ _discovered = False
 
 
 def register(name: str, *, config: type, taxonomy: str, modality: str, summary: str,
-             showcase: Callable | None = None):
+             showcase: str | Callable | None = None):
     """Class decorator: make a Family available as ``genzoo train NAME``."""
     if taxonomy not in TAXONOMY:
         raise ValueError(f"unknown taxonomy {taxonomy!r}")

@@ -75,7 +75,7 @@ class ConvLatentModel(Family):
 
 @register("autoencoder", config=AutoencoderConfig, taxonomy="implicit", modality="image",
           summary="conv autoencoder with a 2-d code; samples from a Gaussian fitted to the codes",
-          showcase=lambda *a, **k: _showcase(*a, **k))
+          showcase="genzoo.viz.latent:showcase")
 class Autoencoder(ConvLatentModel):
 
     def __init__(self, config: AutoencoderConfig, data: DataInfo):
@@ -100,8 +100,3 @@ class Autoencoder(ConvLatentModel):
     def sample(self, n, generator=None):
         eps = torch.randn(n, self.config.latent_dim, generator=generator, device=self.device)
         return self.decode(self.z_mean + self.z_var.sqrt() * eps)
-
-
-def _showcase(*args, **kwargs):
-    from genzoo.viz.latent import showcase
-    return showcase(*args, **kwargs)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from genzoo.evaluation.likelihood import bits_per_dim, dequantize
-from genzoo.models.autoencoder import AutoencoderConfig, ConvLatentModel, _showcase
+from genzoo.models.autoencoder import AutoencoderConfig, ConvLatentModel
 from genzoo.registry import register
 
 
@@ -60,7 +60,7 @@ def continuous_bernoulli_log_norm(logits: torch.Tensor) -> torch.Tensor:
 
 @register("vae", config=VAEConfig, taxonomy="explicit-approximate", modality="image",
           summary="variational autoencoder: Gaussian posterior, reparameterisation, ELBO",
-          showcase=_showcase)
+          showcase="genzoo.viz.latent:showcase")
 class VAE(ConvLatentModel):
     code_size = 2
     presets = PRESETS

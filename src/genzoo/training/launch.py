@@ -101,14 +101,20 @@ def train(description: dict, out: str | Path | None = None, *, resume: bool = Fa
 
 
 def showcase(trainer: Trainer, data, log=print) -> None:
-    """What the family shows once trained, from its sampling (EMA) weights."""
+    """What the family shows once trained, from its sampling (EMA) weights. ``data`` is the
+    held-out set; a showcase that also wants the training set (to find the nearest training
+    image of a sample) names a ``train`` parameter."""
+    import inspect
+
     import torch
     entry = registry.get(trainer.model.family_name)
     if entry.showcase is None:
         return
+    fn = entry.showcase_fn()
+    extra = {"train": trainer.data} if "train" in inspect.signature(fn).parameters else {}
     g = torch.Generator(trainer.device).manual_seed(trainer.cfg.seed)
     with torch.random.fork_rng(devices=[]), trainer.sampling_weights():
-        files = entry.showcase(trainer.model, data, trainer.run.path / "showcase", generator=g)
+        files = fn(trainer.model, data, trainer.run.path / "showcase", generator=g, **extra)
     log(f"pictures: {trainer.run.path / 'showcase'} ({', '.join(p.name for p in files)})")
 
 

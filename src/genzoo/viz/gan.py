@@ -22,29 +22,16 @@ from genzoo.viz.grid import save_grid, to_uint8
 from genzoo.viz.plots import plt
 
 
-def training_data(out: Path):
-    """The training split of the run whose showcase folder is ``out`` (None if not a run)."""
-    run = Path(out).parent
-    if not (run / "config.yaml").is_file():
-        return None
-    from genzoo.training.launch import load_data
-    from genzoo.training.run import RunDir
-    train, _ = load_data(RunDir.open(run).description, log=lambda *_: None)
-    return train
-
-
 @torch.no_grad()
 def showcase(model, data, out: Path, generator: torch.Generator | None = None,
              train=None, k: int = 8) -> list[Path]:
     """``data`` are held-out images (or the training set when nothing was held out);
-    ``train`` the training set (read from the run folder when not given)."""
+    ``train`` the training set (``data`` when not given)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.eval()
     files = [save_grid(model.sample(64, generator=generator), out / "samples.png", nrow=8)]
-    if train is None:
-        train = training_data(out)
-        train = data if train is None else train
+    train = data if train is None else train
     files += memorisation(model, train, data, out, generator, k)
     if hasattr(model, "class_grid"):
         files.append(class_grid(model, data.class_names, out / "class_grid.png", generator))

@@ -16,7 +16,6 @@ from torch import Tensor
 
 from genzoo.errors import GenzooError
 from genzoo.models.base import DataInfo
-from genzoo.models.gan.dcgan import _showcase
 from genzoo.models.gan.wgan_gp import PRESETS, WGANGP, WGANGPConfig
 from genzoo.registry import register
 
@@ -28,7 +27,7 @@ class CGANConfig(WGANGPConfig):
 
 @register("cgan", config=CGANConfig, taxonomy="implicit", modality="image",
           summary="conditional WGAN-GP: one-hot label into G's code and D's channels",
-          showcase=_showcase)
+          showcase="genzoo.viz.gan:showcase")
 class ConditionalGAN(WGANGP):
     presets = PRESETS
 

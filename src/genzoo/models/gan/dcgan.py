@@ -42,7 +42,7 @@ PRESETS = {
 
 @register("dcgan", config=DCGANConfig, taxonomy="implicit", modality="image",
           summary="deep convolutional GAN: BCE discriminator vs non-saturating generator",
-          showcase=lambda *a, **k: _showcase(*a, **k))
+          showcase="genzoo.viz.gan:showcase")
 class DCGAN(ImageGAN):
     presets = PRESETS
 
@@ -81,8 +81,3 @@ class DCGAN(ImageGAN):
         logit = self.critic(self.fakes(n)).float()
         loss = F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))   # -log D(G(z))
         return {"loss": loss, "d_fake": self.readout(logit).mean()}
-
-
-def _showcase(*args, **kwargs):
-    from genzoo.viz.gan import showcase
-    return showcase(*args, **kwargs)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from genzoo.models.gan.adversarial import GANConfig, ImageGAN
-from genzoo.models.gan.dcgan import _showcase
 from genzoo.nn.gan import gradient_penalty
 from genzoo.registry import register
 
@@ -45,7 +44,7 @@ PRESETS = {
 
 @register("wgan_gp", config=WGANGPConfig, taxonomy="implicit", modality="image",
           summary="Wasserstein GAN: linear critic with a gradient penalty, n_critic steps per G step",
-          showcase=_showcase)
+          showcase="genzoo.viz.gan:showcase")
 class WGANGP(ImageGAN):
     presets = PRESETS
 
