@@ -145,9 +145,11 @@ def run(args) -> int:
         raise GenzooError(f"{spec}: nothing held out for the reference")
     results = []
     for path in runs:
-        print(f"compare: evaluating {path}")
+        print(f"compare: evaluating {path}", flush=True)
         results.append(evaluate_run(path, features=args.features, n=args.n, seed=args.seed,
                                     device=args.device, reference=reference))
+        print(f"compare: {path.name}: {results[-1]['eval_seconds']:.0f} s, of which sampling "
+              f"{results[-1]['seconds_per_sample'] * args.n:.0f} s", flush=True)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     report = write_report(results, out / "report.html",

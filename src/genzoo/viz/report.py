@@ -72,6 +72,10 @@ def _duration(seconds) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
+def _per_sample(seconds: float) -> str:
+    return f"{seconds:.3g} s" if seconds >= 1 else f"{seconds * 1e3:.3g} ms"
+
+
 def _likelihood(r: dict) -> str:
     held = r.get("held_out", {})
     for k in LIKELIHOOD_KEYS:
@@ -102,7 +106,7 @@ def _row(r: dict, distance: str) -> str:
              f'<td class="name">{html.escape(r["taxonomy"])}</td>',
              f"<td>{r['parameters']:,}</td>", f"<td>{_fmt(r.get('steps'))}</td>",
              f"<td>{_duration(r.get('training_seconds'))}</td>",
-             f"<td>{r['seconds_per_sample'] * 1e3:.3g} ms</td>",
+             f"<td>{_per_sample(r['seconds_per_sample'])}</td>",
              f"<td>{_fmt(d)}</td>", f"<td>{kid}</td>",
              f"<td>{_fmt(m.get('precision'), '.3f')}</td>", f"<td>{_fmt(m.get('recall'), '.3f')}</td>",
              f"<td>{html.escape(_likelihood(r))}</td>", f"<td>{_novelty(r)}</td>"]
@@ -143,7 +147,10 @@ def render(results: list[dict], title: str = "genzoo report") -> str:
              + ("The distance is the standard FID (InceptionV3, pytorch-fid weights)."
                 if all_fid else "The distance is a Fréchet distance in this space, <b>not</b> FID: "
                 "numbers compare runs of this report, not published FIDs.") + "</p>"]
-    notes = sorted({n for r in results for n in r.get("notes", [])})
+    notes = [f"{r['family']}: {n}" for r in results for n in r.get("notes", [])]
+    if len(results) > 1 and len({n for r in results for n in r.get("notes", [])}) == 1 \
+            and all(r.get("notes") for r in results):
+        notes = [results[0]["notes"][0]]            # one note shared by every run
     parts += [f'<p class="note">Note: {html.escape(n)}</p>' for n in notes]
     parts.append('<table id="results"><thead><tr>'
                  + "".join(f'<th class="{"name" if i < 2 else ""}">{html.escape(h)}</th>'
