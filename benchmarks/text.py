@@ -37,7 +37,7 @@ def synthetic_text(n: int, context: int, vocab: int, seed: int = 0) -> TensorDat
 
 def flops_per_token(model) -> float:
     c = model.config
-    n = model.num_parameters() - model.wpe.weight.numel()
+    n = model.num_parameters() - model.net.wpe.weight.numel()
     return 6 * n + 12 * c.n_layer * c.context * c.n_embd
 
 

@@ -64,11 +64,11 @@ def test_sampling_stops_at_the_end_token():
     model, _ = tiny(docs=["ab", "ba", "abab"], context=8)
     model.eval()
     with torch.no_grad():
-        model.wte.weight[tk.END] = 0
-        model.wte.weight[tk.END, :4] = 50.0          # tied head: END's logit dwarfs the rest
-        model.ln_f.weight.zero_()
-        model.ln_f.bias.zero_()
-        model.ln_f.bias[:4] = 1.0
+        model.net.wte.weight[tk.END] = 0
+        model.net.wte.weight[tk.END, :4] = 50.0          # tied head: END's logit dwarfs the rest
+        model.net.ln_f.weight.zero_()
+        model.net.ln_f.bias.zero_()
+        model.net.ln_f.bias[:4] = 1.0
     assert model.sample(3, max_tokens=50) == ["", "", ""]
 
 
@@ -91,7 +91,7 @@ def test_loss_falls_on_a_tiny_corpus_and_weight_decay_skips_vectors():
     decay, rest = obj.params
     assert all(p.dim() == 2 for p in decay["params"]) and decay["weight_decay"] == 0.1
     assert all(p.dim() == 1 for p in rest["params"]) and rest["weight_decay"] == 0
-    assert obj.optimizer == "adamw" and "lm_head" not in dict(model.named_parameters())
+    assert obj.optimizer == "adamw" and not any("lm_head" in k for k in model.state_dict())
     cfg = C.from_dict(TrainConfig, {**GPT.train_defaults, "steps": 40, "batch_size": 16,
                                     "warmup_steps": 5, "progress": False})
     first = model.evaluate(ds.batch(torch.arange(16)))["loss"].item()

@@ -82,6 +82,45 @@ class Block(nn.Module):
         return self.ln_2(h + self.mlp(h))
 
 
+class Transformer(nn.Module):
+    """Token ids -> next-token logits: embeddings, blocks, final norm, (tied) projection."""
+
+    def __init__(self, c: GPTConfig, V: int):
+        super().__init__()
+        self.wte = nn.Embedding(V, c.n_embd)               # W_e
+        self.wpe = nn.Embedding(c.context, c.n_embd)       # W_p
+        self.drop = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(Block(c) for _ in range(c.n_layer))
+        self.ln_f = nn.LayerNorm(c.n_embd, bias=c.bias) if c.norm == "pre" else nn.Identity()
+        self.lm_head = None if c.tie_weights else nn.Linear(c.n_embd, V, bias=False)
+        self.apply(self._init)
+        for name, p in self.named_parameters():     # GPT-2: residual projections / sqrt(2L)
+            if name.endswith(("attn.out.weight", "mlp.2.weight")):
+                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * c.n_layer))
+
+    @staticmethod
+    def _init(m):
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+
+    def embed(self, idx, pos0: int = 0):
+        """h_0 = W_e[x] + W_p[pos0 .. pos0 + T - 1]."""
+        pos = torch.arange(pos0, pos0 + idx.shape[1], device=idx.device)
+        return self.drop(self.wte(idx) + self.wpe(pos))
+
+    def transform(self, h, caches=None):
+        """Embedded inputs (B, T, d) -> next-token logits (B, T, V)."""
+        for i, block in enumerate(self.blocks):
+            h = block(h, None if caches is None else caches[i])
+        h = self.ln_f(h)
+        return self.lm_head(h) if self.lm_head is not None else F.linear(h, self.wte.weight)
+
+    def forward(self, idx, pos0: int = 0, caches=None):
+        return self.transform(self.embed(idx, pos0), caches)
+
+
 @register("gpt", config=GPTConfig, taxonomy="explicit-tractable", modality="text",
           summary="decoder-only transformer: causal self-attention, next-token likelihood",
           showcase=lambda *a, **k: _showcase(*a, **k))
@@ -99,43 +138,21 @@ class GPT(NextTokenModel):
             raise GenzooError(f"gpt: the data windows hold {data.shape[0] - 1} tokens, more than "
                               f"the model's context {c.context} (set context={data.shape[0] - 1} "
                               f"or data.context={c.context})")
-        self.wte = nn.Embedding(self.V, c.n_embd)          # W_e
-        self.wpe = nn.Embedding(c.context, c.n_embd)       # W_p
-        self.drop = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(Block(c) for _ in range(c.n_layer))
-        self.ln_f = nn.LayerNorm(c.n_embd, bias=c.bias) if c.norm == "pre" else nn.Identity()
-        self.lm_head = None if c.tie_weights else nn.Linear(c.n_embd, self.V, bias=False)
-        self.apply(self._init)
-        for name, p in self.named_parameters():     # GPT-2: residual projections / sqrt(2L)
-            if name.endswith(("attn.out.weight", "mlp.2.weight")):
-                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * c.n_layer))
-
-    @staticmethod
-    def _init(m):
-        if isinstance(m, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
-            if getattr(m, "bias", None) is not None:
-                nn.init.zeros_(m.bias)
+        self.net = Transformer(c, self.V)
 
     @classmethod
     def data_defaults(cls, config):
         return {"tokenizer": config.tokenizer, "context": config.context}
 
-    # -- the network ---------------------------------------------------------------------
+    # -- the network (one module, so that train.compile=true compiles all of it) --------------
     def embed(self, idx, pos0: int = 0):
-        """h_0 = W_e[x] + W_p[pos0 .. pos0 + T - 1]."""
-        pos = torch.arange(pos0, pos0 + idx.shape[1], device=idx.device)
-        return self.drop(self.wte(idx) + self.wpe(pos))
+        return self.net.embed(idx, pos0)
 
     def transform(self, h, caches=None):
-        """Embedded inputs (B, T, d) -> next-token logits (B, T, V)."""
-        for i, block in enumerate(self.blocks):
-            h = block(h, None if caches is None else caches[i])
-        h = self.ln_f(h)
-        return self.lm_head(h) if self.lm_head is not None else F.linear(h, self.wte.weight)
+        return self.net.transform(h, caches)
 
     def logits(self, idx):
-        return self.transform(self.embed(idx))
+        return self.net(idx)
 
     # -- training ------------------------------------------------------------------------
     def objectives(self):
@@ -161,24 +178,25 @@ class GPT(NextTokenModel):
         if window.shape[1] > T:
             window = window[:, -max(1, (3 * T) // 4):] if state is not None else window[:, -T:]
         if fresh:
-            caches = [KVCache(T) for _ in self.blocks] if self.use_cache else None
-            logits = self.transform(self.embed(window), caches)
+            caches = [KVCache(T) for _ in self.net.blocks] if self.use_cache else None
+            logits = self.net.forward(window, 0, caches)     # .forward: eager, even if compiled
         else:
             caches = state["caches"]
-            logits = self.transform(self.embed(new, window.shape[1] - new.shape[1]), caches)
+            logits = self.net.forward(new, window.shape[1] - new.shape[1], caches)
         return logits[:, -1], {"window": window, "caches": caches}
 
     def attention_maps(self, prompt: str | None):
         """(tokens, maps): the prompt's tokens and per block the (heads, T, T) attention."""
         ids = self.prompt_ids(prompt)[-self.config.context:]
-        for b in self.blocks:
+        blocks = self.net.blocks
+        for b in blocks:
             b.attn.keep_weights = True
         try:
             with torch.no_grad():
-                self.logits(torch.tensor(ids, device=self.device)[None])
-            maps = [b.attn.weights[0].float().cpu() for b in self.blocks]
+                self.net.forward(torch.tensor(ids, device=self.device)[None])
+            maps = [b.attn.weights[0].float().cpu() for b in blocks]
         finally:
-            for b in self.blocks:
+            for b in blocks:
                 b.attn.keep_weights, b.attn.weights = False, None
         return [self.tokenizer.token_str(i) for i in ids], maps
 
