@@ -184,3 +184,17 @@ def test_genzoo_eval_of_a_text_run(tmp_path, capsys):
     for n in (2, 3, 4):
         assert 0 <= r["metrics"][f"novelty_{n}"] <= 1 and 0 <= r["metrics"][f"repetition_{n}"] <= 1
     assert any(k.startswith("bits_per") for k in r["held_out"])
+
+
+def test_eval_flags_a_run_that_returns_its_training_images(image_npz, monkeypatch):
+    from genzoo.evaluation import run_eval
+    from genzoo.training.run import RunDir
+    assert main(["train", "vae", "--data", str(image_npz), "--steps", "2", "--out", "vae",
+                 "--no-progress", *TINY_AE]) == 0
+    honest = evaluate_run("vae", n=40, features="pixels", write=False)
+    train, _ = run_eval.load_reference(RunDir.open("vae").description)
+    copies = train.batch(torch.arange(40))["x"]
+    monkeypatch.setattr(run_eval, "draw", lambda model, n, seed=0: (copies[:n], 1e-3))
+    copied = evaluate_run("vae", n=40, features="pixels", write=False)
+    assert copied["novelty"]["memorising"] and copied["novelty"]["close_fraction"] == 1.0
+    assert not honest["novelty"]["memorising"]
