@@ -84,10 +84,22 @@ def test_lines_with_a_template_are_padded_documents_whose_padding_is_masked(tmp_
     ds = D.load(str(tmp_path / "names.txt"), D.DataOptions(template="name: {text}", context=80))
     assert len(ds) == 3 and ds.shape == (len("name: olivia") + 2,)   # padded to the longest
     tok = tk.from_dict(ds.meta["tokenizer"])
-    first = ds.x[0][ds.items["mask"][0]].tolist()
-    assert first[0] == tk.END and first[-1] == tk.END and tok.decode(first) == "name: emma"
+    docs = [r[m].tolist() for r, m in zip(ds.x, ds.items["mask"])]
+    assert all(d[0] == tk.END and d[-1] == tk.END for d in docs)
+    assert sorted(tok.decode(d) for d in docs) == ["name: ava", "name: emma", "name: olivia"]
     assert (ds.x[~ds.items["mask"]] == tk.PAD).all()
-    assert ds.items["mask"][1].all()                     # the longest has no padding
+    assert ds.items["mask"].all(1).sum() == 1            # only the longest has no padding
+
+
+def test_documents_are_shuffled_in_a_fixed_order_so_held_out_is_a_fair_sample(tmp_path):
+    names = [f"{c}{c}" for c in "abcdefghijklmnopqrst"]   # a sorted file
+    (tmp_path / "n.txt").write_text("\n".join(names))
+    opts = D.DataOptions(template="{text}")
+    ds = D.load(str(tmp_path / "n.txt"), opts)
+    tok = tk.from_dict(ds.meta["tokenizer"])
+    got = [tok.decode(r.tolist()) for r in ds.x]
+    assert sorted(got) == names and got != names
+    assert [tok.decode(r.tolist()) for r in D.load(str(tmp_path / "n.txt"), opts).x] == got
 
 
 def test_csv_template_renders_each_record(tmp_path):
@@ -99,7 +111,7 @@ def test_csv_template_renders_each_record(tmp_path):
     t = "wine review : {country} : {province} : {variety} : {description}"
     ds = D.load(str(p), D.DataOptions(template=t, tokenizer="word"))
     tok = tk.from_dict(ds.meta["tokenizer"])
-    docs = [tok.decode(r[m].tolist()) for r, m in zip(ds.x, ds.items["mask"])]
+    docs = sorted(tok.decode(r[m].tolist()) for r, m in zip(ds.x, ds.items["mask"]))
     # word level: lower case, punctuation its own token (so spacing before ':' normalised)
     assert docs == ["wine review: italy: sicily: white blend: aromas include tropical fruit, broom.",
                     "wine review: portugal: douro: red: ripe, fruity,\nsmooth."]
@@ -112,7 +124,7 @@ def test_jsonl_template_joins_lists_and_names_a_missing_field(tmp_path):
                  + json.dumps({"title": "Tea", "directions": ["Boil water."]}) + "\n")
     ds = D.load(str(p), D.DataOptions(template="Recipe for {title} | {directions}"))
     tok = tk.from_dict(ds.meta["tokenizer"])
-    assert tok.decode(ds.x[0].tolist()) == "Recipe for Toast | Slice bread. Toast it."
+    assert "Recipe for Toast | Slice bread. Toast it." in [tok.decode(r.tolist()) for r in ds.x]
     with pytest.raises(GenzooError, match=r"recipes.jsonl.*\{ingredients\}.*directions, title"):
         D.load(str(p), D.DataOptions(template="{title}: {ingredients}"))
 

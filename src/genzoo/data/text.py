@@ -17,7 +17,8 @@ the stream ``END d1 END d2 END ...`` is cut in order into windows of ``context +
 that overlap by one, so every token is a target once and the last windows (the held-out
 split) are the end of the text. Records are *padded*: one window per document, as long as
 the longest document (at most ``context + 1``; longer ones continue in further windows),
-filled with ``PAD``. ``items["mask"]`` is False on padding, which never counts in a loss.
+filled with ``PAD``; the documents are put in a fixed shuffled order (seed 0), so that the
+held-out suffix is a fair sample even of a sorted file (names.txt lists popular names first). ``items["mask"]`` is False on padding, which never counts in a loss.
 """
 from __future__ import annotations
 
@@ -179,7 +180,8 @@ def build(docs: list[str], options: DataOptions, source: str, packed: bool,
         length = T + 1
     else:
         pieces = []
-        for ids in encoded:
+        order = torch.randperm(len(encoded), generator=torch.Generator().manual_seed(0))
+        for ids in (encoded[i] for i in order.tolist()):
             seq = [tk.END] + ids + [tk.END]
             pieces += [seq[s:s + T + 1] for s in range(0, len(seq) - 1, T)]
         windows, length = pieces, min(T + 1, max(map(len, pieces)))
