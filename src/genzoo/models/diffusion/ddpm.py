@@ -102,7 +102,7 @@ def _showcase(*args, **kwargs):
                   "guidance; samples with DDPM/DDIM/DPM-Solver++", showcase=_showcase)
 class Diffusion(Family):
     train_defaults = {"ema_decay": 0.999, "batch_size": 64, "steps": 10000, "grad_clip": 1.0,
-                      "sample_every": 1000, "sample_n": 36, "checkpoint_every": 1000}
+                      "sample_every": 1000, "sample_n": 16, "checkpoint_every": 1000}
     presets = PRESETS
 
     def __init__(self, config: DiffusionConfig, data: DataInfo):
