@@ -1,6 +1,10 @@
 """Benchmark entry: the cost of evaluating 5,000 images on CPU, part by part and whole.
 
     OMP_NUM_THREADS=1 python -m benchmarks.eval          (from the repository root, in the .venv)
+    OMP_NUM_THREADS=1 python -m benchmarks.eval degrade DATA.npz HELD_OUT [FEATURES...]
+
+``degrade``: the metrics of real training images, then of the same images degraded by noise
+and blur, against the last HELD_OUT images of DATA.npz (x: uint8 N,H,W), in each feature space.
 
 Parts: feature extraction in each space (InceptionV3 is timed on 100 images and scaled, with
 random weights: the cost does not depend on them), then the metrics on 5,000 x 5,000 features:
@@ -88,6 +92,35 @@ def whole_eval() -> list[dict]:
     return rows
 
 
+def degrade(path: str, held_out: int, spaces: list[str]) -> None:
+    import torch.nn.functional as F
+
+    from genzoo.evaluation.features import get_extractor
+    from genzoo.evaluation.frechet import frechet_distance_features, kid, precision_recall
+    x = torch.from_numpy(np.load(path)["x"]).float().div(255)[:, None]
+    train, held = x[:-held_out], x[-held_out:]
+    g = torch.Generator().manual_seed(0)
+
+    def blur(t, r):
+        return F.avg_pool2d(F.pad(t, (r,) * 4, mode="replicate"), 2 * r + 1, stride=1)
+    sets = [("train (real)", train)]
+    sets += [(f"noise {s}", (train + s * torch.randn(train.shape, generator=g)).clamp(0, 1))
+             for s in (0.05, 0.1, 0.2, 0.4)]
+    sets += [(f"blur {2 * r + 1}x{2 * r + 1}", blur(train, r)) for r in (1, 2, 3)]
+    for space in spaces:
+        ex = get_extractor(space, tuple(x.shape[1:]))
+        fh = ex(held)
+        print(f"\n{ex.name}: against the last {held_out} images")
+        print("| images | FD | KID | precision | recall |\n|---|---|---|---|---|")
+        print(f"| held-out vs itself | {frechet_distance_features(fh, fh):.3g} | | | |")
+        for name, imgs in sets:
+            f = ex(imgs)
+            k, ks = kid(fh, f, subsets=50, subset_size=min(500, held_out))
+            p, r = precision_recall(fh, f)
+            print(f"| {name} | {frechet_distance_features(fh, f):.4g} | {k:.4f} ± {ks:.4f} "
+                  f"| {p:.3f} | {r:.3f} |")
+
+
 def main() -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     print(machine())
@@ -101,4 +134,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+    if sys.argv[1:2] == ["degrade"]:
+        torch.set_num_threads(1)
+        degrade(sys.argv[2], int(sys.argv[3]), sys.argv[4:] or ["pixels"])
+    else:
+        main()
