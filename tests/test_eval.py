@@ -198,3 +198,15 @@ def test_eval_flags_a_run_that_returns_its_training_images(image_npz, monkeypatc
     copied = evaluate_run("vae", n=40, features="pixels", write=False)
     assert copied["novelty"]["memorising"] and copied["novelty"]["close_fraction"] == 1.0
     assert not honest["novelty"]["memorising"]
+
+
+def test_novelty_in_few_dimensions_flags_only_copies():
+    g = torch.Generator().manual_seed(0)
+    train = torch.randn(2000, 2, generator=g)
+    held = torch.randn(300, 2, generator=g)
+    near = train[:300] + 1e-3 * torch.randn(300, 2, generator=g)   # close to training points
+    r = novelty(near, train, held)
+    assert r.close_fraction > 0.5 and r.copy_fraction == 0 and not r.memorising
+    assert novelty(near.repeat(1, 4), train.repeat(1, 4), held.repeat(1, 4)).memorising  # 8-d: flagged
+    copied = novelty(train[:300], train, held)
+    assert copied.memorising and copied.copy_fraction == 1.0
