@@ -10,8 +10,8 @@ family trains until its time is spent (its step count is then whatever it reache
 
 examples:
   genzoo compare vae dcgan realnvp --data fashion.npz --budget 2000 --out /tmp/cmp
-  genzoo compare vae dcgan --data digits --budget 3min --out /tmp/cmp2 -n 1000 \
-      --set dcgan.image_size=32           (a setting for one family only)
+  genzoo compare vae dcgan --data digits --budget 3min --out /tmp/cmp2 --set dcgan.image_size=32
+      (dcgan.X: a setting for that family only)
   genzoo compare runs/vae-1 runs/dcgan-1 --out /tmp/cmp3        (existing runs)"""
 
 import re
