@@ -59,3 +59,10 @@ def test_bad_config_file_and_override_errors(tmp_path):
         resolve("vae", data="digits", preset="huge")
     with pytest.raises(GenzooError, match="unknown family 'vea'"):
         resolve("vea", data="digits")
+
+
+def test_text_settings_keep_what_was_typed():
+    d = resolve("vae", data="digits", overrides=["data.template={text}", "train.device=cpu",
+                                                 "data.max_items=null"])
+    assert d["data"]["template"] == "{text}"
+    assert d["train"]["device"] == "cpu" and d["data"]["max_items"] is None

@@ -96,9 +96,24 @@ def parse_value(text: str) -> Any:
     return v
 
 
+def _is_text(cls, name: str) -> bool:
+    """Whether field ``name`` of dataclass ``cls`` holds text (str or str | None)."""
+    try:
+        tp = typing.get_type_hints(cls).get(name)
+    except (TypeError, NameError):
+        return False
+    options = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    return str in options and not ({int, float, bool, list, tuple} & set(options))
+
+
 def apply_overrides(sections: dict[str, dict], overrides: list[str],
-                    default_section: str = "model") -> dict[str, dict]:
-    """Apply ``key=value`` strings to nested dicts; ``train.x`` / ``data.x`` pick a section."""
+                    default_section: str = "model", types: dict[str, type] | None = None
+                    ) -> dict[str, dict]:
+    """Apply ``key=value`` strings to nested dicts; ``train.x`` / ``data.x`` pick a section.
+
+    A value for a text field (found through ``types``, section -> dataclass) is kept as typed,
+    so that e.g. ``data.template={text}`` stays a template instead of becoming a YAML mapping.
+    """
     for item in overrides:
         if "=" not in item:
             raise GenzooError(f"--set {item!r}: expected key=value")
@@ -108,7 +123,10 @@ def apply_overrides(sections: dict[str, dict], overrides: list[str],
         if section not in sections:
             raise GenzooError(f"--set {item!r}: unknown section {section!r} "
                               f"(valid: {', '.join(sections)})")
-        sections[section][name.strip()] = parse_value(text)
+        name = name.strip()
+        keep = types and section in types and _is_text(types[section], name) \
+            and text.strip() not in ("null", "None", "~")
+        sections[section][name] = text if keep else parse_value(text)
     return sections
 
 

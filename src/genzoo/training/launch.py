@@ -44,7 +44,8 @@ def resolve(family: str, *, data: str | None = None, config_file: str | None = N
     sections["data"].update({k: v for k, v in (data_options or {}).items() if v is not None})
     if data is not None:
         sections["data"]["spec"] = data
-    C.apply_overrides(sections, list(overrides))
+    C.apply_overrides(sections, list(overrides),
+                      types={"model": entry.config, "train": TrainConfig, "data": D.DataOptions})
 
     model_cfg = C.from_dict(entry.config, sections["model"], where=f"{family} config")
     train_cfg = C.from_dict(TrainConfig, sections["train"], where="train config")
