@@ -131,7 +131,8 @@ def test_genzoo_sample_takes_every_sampler(image_npz, tmp_path, capsys):
                  "--set", "widths=[8]", "--set", "bottleneck=8", "--set", "blocks=1",
                  "--set", "image_size=16", "--set", "train.sample_every=0", "--out", str(run),
                  "--no-progress"]) == 0
-    assert (run / "showcase" / "guidance.png").is_file()
+    for name in ("reverse_process", "steps", "interpolation", "classes", "guidance"):
+        assert (run / "showcase" / f"{name}.png").is_file(), name
     for sampler, steps in (("ddpm", 5), ("ddim", 3), ("dpm++2m", 3)):
         out = tmp_path / sampler
         assert main(["sample", str(run), "--sampler", sampler, "--steps", str(steps), "-n", "3",
