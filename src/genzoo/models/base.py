@@ -6,6 +6,7 @@ what to optimise through :meth:`Family.objectives`, and draws new data with :met
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable
 
@@ -104,7 +105,9 @@ class Family(nn.Module):
     # -- helpers -------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        for t in itertools.chain(self.parameters(), self.buffers()):
+            return t.device
+        return torch.device("cpu")
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
