@@ -1,7 +1,9 @@
 """Exponential moving average of a model's weights, used for sampling.
 
 theta_ema <- d * theta_ema + (1 - d) * theta, with the warm-up d_t = min(d, (1 + t) / (10 + t))
-so that early averages are not dominated by the random initialisation.
+so that early averages are not dominated by the random initialisation. Only parameters are
+averaged: buffers (batch-norm statistics, data statistics, a replay buffer of samples) are
+state, not weights, and the averaged model uses the live ones.
 """
 from __future__ import annotations
 
@@ -16,16 +18,15 @@ class EMA:
         self.model = model
         self.decay = decay
         self.updates = 0
-        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()
-                       if v.dtype.is_floating_point}
+        self.shadow = {k: p.detach().clone() for k, p in model.named_parameters()}
 
     @torch.no_grad()
     def update(self) -> None:
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
         self.updates += 1
-        state = self.model.state_dict()
+        params = dict(self.model.named_parameters())
         keys = list(self.shadow)
-        torch._foreach_lerp_([self.shadow[k] for k in keys], [state[k].detach() for k in keys], 1 - d)
+        torch._foreach_lerp_([self.shadow[k] for k in keys], [params[k].detach() for k in keys], 1 - d)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return dict(self.shadow)
