@@ -75,6 +75,17 @@ class TrainConfig:
         return self.steps
 
 
+def compile_networks(module: torch.nn.Module) -> None:
+    """torch.compile each sub-network of a family in place (``Module.compile``), so state_dict
+    keys keep no ``_orig_mod.`` prefix. Containers (ModuleList/Dict) have no forward of their
+    own: what they hold is compiled instead."""
+    for child in module.children():
+        if isinstance(child, (torch.nn.ModuleList, torch.nn.ModuleDict)):
+            compile_networks(child)
+        else:
+            child.compile()
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -184,8 +195,7 @@ class Trainer:
         self.last_metrics: dict = {}
         self._writer = None
         if config.compile:
-            for child in model.children():
-                child.compile()     # in place: state_dict keys keep no `_orig_mod.` prefix
+            compile_networks(model)
         if run is not None and run.latest_checkpoint() is not None:
             self.load(run.latest_checkpoint())
             run.truncate_metrics(self.step)

@@ -42,5 +42,5 @@ def save_png(image: np.ndarray, path: str | Path, scale: int = 1) -> Path:
 def save_grid(x: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
     """Images float in [0, 1] (N, C, H, W) -> a PNG grid, enlarged so small images stay visible."""
     g = grid(to_uint8(x), nrow)
-    scale = max(1, 256 // max(g.shape[:2]))
-    return save_png(g, path, min(scale, 4))
+    scale = max(1, 512 // max(g.shape[:2]))
+    return save_png(g, path, min(scale, 8))
