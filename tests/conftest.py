@@ -1,11 +1,20 @@
 """Shared fixtures: tiny data made by the tests, a private cache folder, quiet progress bars."""
 from __future__ import annotations
 
-import numpy as np
-import pytest
-import torch
+import os
 
-from genzoo.data.dataset import TensorDataset
+# Tiny models gain nothing from a second thread, and an OpenMP team that shares its cores with
+# another busy process can run 50x slower (seen here): the tests, and the subprocesses they
+# start, use one thread unless told otherwise.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from genzoo.data.dataset import TensorDataset  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,8 @@ from torch.distributions import Normal, kl_divergence
 from genzoo.evaluation.likelihood import bits_per_dim, dequantize
 from genzoo.models.autoencoder import Autoencoder, AutoencoderConfig
 from genzoo.models.base import DataInfo
-from genzoo.models.vae import VAE, VAEConfig, continuous_bernoulli_log_norm, kl_standard_normal
+from genzoo.models.vae import (VAE, VAEConfig, continuous_bernoulli_log_norm,
+                               continuous_bernoulli_mean, kl_standard_normal)
 from genzoo.training import TrainConfig, Trainer
 
 GREY = DataInfo("image", (1, 16, 16))
@@ -55,6 +56,8 @@ def test_continuous_bernoulli_density_integrates_to_one():
         log_p = x * lam.log() + (1 - x) * (1 - lam).log() + continuous_bernoulli_log_norm(l)
         integral = torch.trapezoid(log_p.exp().squeeze(1), x.squeeze(1))
         assert integral.item() == pytest.approx(1.0, abs=1e-4), logit
+        mean = torch.trapezoid((x * log_p.exp()).squeeze(1), x.squeeze(1))
+        assert continuous_bernoulli_mean(l).item() == pytest.approx(mean.item(), abs=1e-4), logit
 
 
 def test_elbo_is_finite_and_below_the_importance_weighted_bound(image_data):
@@ -98,3 +101,14 @@ def test_autoencoder_samples_from_the_fitted_code_distribution(image_data):
     # running moments of the codes follow the codes themselves
     assert torch.allclose(m.z_mean, z.mean(0), atol=0.5 * z.std(0).max().item())
     assert (m.z_var > 0).all()
+
+
+def test_continuous_bernoulli_loss_is_the_negative_elbo_per_pixel(image_data):
+    """With reconstruction=cb and beta = D the training loss is -ELBO / 1 (nats, per image)."""
+    m = VAE(VAEConfig(**TINY, reconstruction="cb", beta=256.0), DataInfo.of(image_data)).eval()
+    x = image_data.batch(torch.arange(8))["x"]
+    torch.manual_seed(3)
+    loss = m.loss({"x": x})["loss"]
+    torch.manual_seed(3)
+    elbo = m.elbo(x)
+    assert loss.item() == pytest.approx(-elbo.mean().item(), rel=1e-5)
