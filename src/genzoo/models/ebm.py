@@ -69,7 +69,7 @@ class EnergyNet(nn.Module):
 
 @register("ebm", config=EBMConfig, taxonomy="explicit-approximate", modality="image",
           summary="energy-based model: contrastive divergence with Langevin samples and a replay buffer",
-          showcase=lambda *a, **k: _showcase(*a, **k))
+          showcase="genzoo.viz.ebm:showcase")
 class EBM(Family):
     train_defaults = {"batch_size": 128, "steps": 3000, "sample_every": 500}
 
@@ -153,8 +153,3 @@ class EBM(Family):
         idx = torch.randperm(self.config.buffer_size, generator=generator,
                              device=generator.device if generator is not None else "cpu")[:n]
         return (self.replay[idx.to(self.device)] + 1) / 2
-
-
-def _showcase(*args, **kwargs):
-    from genzoo.viz.ebm import showcase
-    return showcase(*args, **kwargs)

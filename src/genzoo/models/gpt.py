@@ -121,14 +121,9 @@ class Transformer(nn.Module):
         return self.transform(self.embed(idx, pos0), caches)
 
 
-def _showcase(model, data, out, generator=None):
-    from genzoo.viz.text import showcase
-    return showcase(model, data, out, generator)
-
-
 @register("gpt", config=GPTConfig, taxonomy="explicit-tractable", modality="text",
           summary="decoder-only transformer: causal self-attention, next-token likelihood",
-          showcase=_showcase)
+          showcase="genzoo.viz.text:showcase")
 class GPT(NextTokenModel):
     presets = PRESETS
     train_defaults = {"batch_size": 64, "steps": 5000, "lr_schedule": "cosine",
@@ -204,4 +199,3 @@ class GPT(NextTokenModel):
             for b in blocks:
                 b.attn.keep_weights, b.attn.weights = False, None
         return [self.tokenizer.token_str(i) for i in ids], maps
-

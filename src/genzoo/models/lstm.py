@@ -43,14 +43,9 @@ PRESETS = {
 }
 
 
-def _showcase(model, data, out, generator=None):
-    from genzoo.viz.text import showcase
-    return showcase(model, data, out, generator)
-
-
 @register("lstm", config=LSTMConfig, taxonomy="explicit-tractable", modality="text",
           summary="LSTM language model: embedding, recurrent memory, softmax over the vocabulary",
-          showcase=_showcase)
+          showcase="genzoo.viz.text:showcase")
 class LSTM(NextTokenModel):
     presets = PRESETS
     train_defaults = {"batch_size": 32, "steps": 5000, "grad_clip": 5.0, "eval_every": 250,

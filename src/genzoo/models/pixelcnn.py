@@ -71,7 +71,7 @@ def quantize(x: torch.Tensor, levels: int) -> torch.Tensor:
 
 @register("pixelcnn", config=PixelCNNConfig, taxonomy="explicit-tractable", modality="image",
           summary="PixelCNN: masked convolutions, softmax over K levels, exact bits per dim",
-          showcase=lambda *a, **k: _showcase(*a, **k))
+          showcase="genzoo.viz.pixelcnn:showcase")
 class PixelCNN(Family):
     train_defaults = {"batch_size": 128, "steps": 3000, "sample_n": 16}
 
@@ -155,8 +155,3 @@ class PixelCNN(Family):
         """``n`` images in [0, 1] on the K levels k / (K - 1); temperature divides the logits."""
         x = torch.zeros(n, *self.data.shape, device=self.device)
         return self.complete(x, 0, generator, temperature)
-
-
-def _showcase(*args, **kwargs):
-    from genzoo.viz.pixelcnn import showcase
-    return showcase(*args, **kwargs)

@@ -77,7 +77,7 @@ class GatedResnet(nn.Module):
 @register("pixelcnn_mix", config=PixelCNNMixConfig, taxonomy="explicit-tractable",
           modality="image",
           summary="PixelCNN++: discretised logistic mixture over 256 levels, exact bits per dim",
-          showcase=lambda *a, **k: _showcase(*a, **k))
+          showcase="genzoo.viz.pixelcnn:showcase")
 class PixelCNNMix(Family):
     train_defaults = {"batch_size": 128, "steps": 2000, "sample_n": 16}
 
@@ -227,8 +227,3 @@ class PixelCNNMix(Family):
 def _like(u: torch.Tensor, ul: torch.Tensor) -> torch.Tensor:
     """u cut to the (top-left) window that ul covers."""
     return u[:, :, :ul.shape[2], :ul.shape[3]]
-
-
-def _showcase(*args, **kwargs):
-    from genzoo.viz.pixelcnn import showcase
-    return showcase(*args, **kwargs)

@@ -157,7 +157,7 @@ PRESETS = {
 
 @register("realnvp", config=RealNVPConfig, taxonomy="explicit-tractable", modality="points/image",
           summary="RealNVP flow: affine couplings, exact log-likelihood (2-d points or multiscale images)",
-          showcase=lambda *a, **k: _showcase(*a, **k))
+          showcase="genzoo.viz.flow:showcase")
 class RealNVP(Family):
     train_defaults = {"batch_size": 64, "steps": 5000, "eval_every": 250}
     presets = PRESETS
@@ -233,8 +233,3 @@ class RealNVP(Family):
                                       device=self.device)
         x, _ = self.g(z)
         return x.clamp(0, 1) if self.is_image else x
-
-
-def _showcase(*args, **kwargs):
-    from genzoo.viz.flow import showcase
-    return showcase(*args, **kwargs)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from genzoo.errors import GenzooError
 from genzoo.models.base import DataInfo, Family, Objective
@@ -92,14 +91,9 @@ PRESETS = {
 }
 
 
-def _showcase(*args, **kwargs):
-    from genzoo.viz.diffusion import showcase
-    return showcase(*args, **kwargs)
-
-
 @register("ddpm", config=DiffusionConfig, taxonomy="explicit-approximate", modality="image",
           summary="diffusion: U-Net noise predictor, linear/cosine schedules, classifier-free "
-                  "guidance; samples with DDPM/DDIM/DPM-Solver++", showcase=_showcase)
+                  "guidance; samples with DDPM/DDIM/DPM-Solver++", showcase="genzoo.viz.diffusion:showcase")
 class Diffusion(Family):
     train_defaults = {"ema_decay": 0.999, "batch_size": 64, "steps": 10000, "grad_clip": 1.0,
                       "sample_every": 1000, "sample_n": 16, "checkpoint_every": 1000}
