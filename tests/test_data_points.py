@@ -1,5 +1,4 @@
 """Points: the moons builtin and .csv files of numbers, with line-numbered errors."""
-import numpy as np
 import pytest
 import torch
 
