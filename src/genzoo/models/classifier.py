@@ -63,7 +63,7 @@ def cnn(shape, cfg: ClassifierConfig, classes: int) -> tuple[nn.Sequential, nn.S
 
 @register("classifier", config=ClassifierConfig, taxonomy="discriminative", modality="image",
           summary="MLP or CNN image classifier (ch. 2); its penultimate layer is a metric space",
-          showcase=lambda *a, **k: _showcase(*a, **k))
+          showcase="genzoo.models.classifier:showcase")
 class Classifier(Family):
     # 10 epochs of batch 32 in the book; a step budget here (sampling grids make no sense)
     train_defaults = {"batch_size": 32, "steps": 3000, "sample_every": 0, "eval_every": 250,
@@ -132,7 +132,7 @@ def accuracy(model: Classifier, data, batch_size: int = 500) -> tuple[float, tor
     return float(confusion.diag().sum() / confusion.sum()), confusion
 
 
-def _showcase(model, data, out, generator=None):
+def showcase(model, data, out, generator=None):
     """The held-out accuracy and confusion matrix, as a picture and a JSON file."""
     import json
     from pathlib import Path
