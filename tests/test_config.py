@@ -25,7 +25,7 @@ def test_unknown_setting_names_the_valid_ones():
 def test_wrong_type_and_invalid_value_are_clear_errors():
     with pytest.raises(GenzooError, match="latent_dim must be int, got 'two'"):
         C.from_dict(VAEConfig, {"latent_dim": "two"})
-    with pytest.raises(GenzooError, match="reconstruction must be bce or mse"):
+    with pytest.raises(GenzooError, match="reconstruction must be bce, mse or cb"):
         C.from_dict(VAEConfig, {"reconstruction": "l1"})
     with pytest.raises(GenzooError, match="precision must be fp32 or bf16"):
         C.from_dict(TrainConfig, {"precision": "fp16"})

@@ -25,6 +25,7 @@ from genzoo.registry import register
 class VAEConfig(AutoencoderConfig):
     beta: float = 500.0             # weight of the per-pixel-mean reconstruction term
     reconstruction: str = "bce"     # bce | mse | cb (continuous Bernoulli: BCE + its log-normaliser)
+    dequantize: bool = False        # train on (k + u) / 256, as a density model must (see below)
 
     def validate(self):
         super().validate()
@@ -41,8 +42,10 @@ PRESETS = {
                    lr=5e-4),
     # What the same step budget reaches on 32x32 grey images: more room in z, and the loss
     # that is exactly the negative ELBO (a normalised likelihood, beta = D = 32 * 32).
+    # Dequantised training: a density fitted to exact pixel values can pile up on them (the
+    # zeros of a padded border) and then give the bins around them almost nothing.
     "strong": dict(widths=[32, 64, 128], latent_dim=16, reconstruction="cb", beta=1024.0,
-                   lr=1e-3),
+                   dequantize=True, lr=1e-3),
 }
 
 
@@ -107,6 +110,8 @@ class VAE(ConvLatentModel):
 
     def loss(self, batch):
         x = batch["x"]
+        if self.training and self.config.dequantize:
+            x = dequantize(x)
         mu, log_var = self.posterior(x)
         z = self.reparameterize(mu, log_var)
         recon = self.reconstruction_error(self.decoder(z), x).mean()
