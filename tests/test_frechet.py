@@ -116,3 +116,13 @@ def test_errors_on_too_few_items():
         gaussian_stats(np.zeros((1, 3)))
     with pytest.raises(ValueError):
         precision_recall(np.zeros((3, 2)), np.zeros((10, 2)))
+
+
+def test_kid_spread_is_measured_on_real_subsets_when_sets_are_small():
+    import numpy as np
+
+    from genzoo.evaluation.frechet import kid
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(300, 8)), rng.normal(0.3, 1, size=(300, 8))
+    mean, std = kid(a, b, subsets=20, subset_size=1000)
+    assert mean > 0 and std > 1e-6      # halves of 300, not 300 of 300 twenty times

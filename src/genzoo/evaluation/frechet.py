@@ -76,9 +76,13 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
 
 def kid(real, fake, subsets: int = 100, subset_size: int = 1000, seed: int = 0
         ) -> tuple[float, float]:
-    """(mean, std) of the unbiased MMD^2 over ``subsets`` random subsets of each set."""
+    """(mean, std) of the unbiased MMD^2 over ``subsets`` random subsets of each set (of
+    ``subset_size`` items, or half the smaller set when that is not larger)."""
     r, f = _np64(real), _np64(fake)
-    m = min(subset_size, len(r), len(f))
+    n = min(len(r), len(f))
+    # with subsets as large as a set, every subset is the whole set and the spread says
+    # nothing: draw halves then
+    m = subset_size if subset_size < n else n // 2
     if m < 2:
         raise ValueError("KID needs at least 2 items in each set")
     rng = np.random.default_rng(seed)
