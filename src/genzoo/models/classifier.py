@@ -137,7 +137,7 @@ def showcase(model, data, out, generator=None):
     import json
     from pathlib import Path
 
-    from genzoo.viz.plots import plt
+    from genzoo.viz.plots import plt, save_figure
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     acc, conf = accuracy(model, data)
@@ -151,7 +151,5 @@ def showcase(model, data, out, generator=None):
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"accuracy {acc:.3f} on {len(data)} held-out items")
-    fig.tight_layout()
-    fig.savefig(out / "confusion.png")
-    plt.close(fig)
+    save_figure(fig, out / "confusion.png")
     return [out / "confusion.png", out / "accuracy.json"]

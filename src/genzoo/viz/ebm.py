@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from genzoo.viz.grid import grid, save_grid, save_png, to_uint8
-from genzoo.viz.plots import plt
+from genzoo.viz.plots import plt, save_figure
 
 
 def chain_steps(total: int) -> list[int]:
@@ -39,9 +39,7 @@ def _energy_plot(mean_energy: np.ndarray, hists: dict[str, np.ndarray], path: Pa
     b.set_xlabel("energy E(x)")
     b.legend()
     b.set_title("energies")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from genzoo.viz.grid import grid, save_png, to_uint8
-from genzoo.viz.plots import plt
+from genzoo.viz.plots import plt, save_figure
 
 PANELS = ("data x", "f(x) in z space", "samples z ~ N(0, I)", "g(z) in data space")
 
@@ -29,9 +29,7 @@ def _points_panels(panels: list[np.ndarray], path: Path) -> Path:
         ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5, color=color)
         ax.set_title(title)
         ax.set_aspect("equal", adjustable="datalim")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
@@ -52,9 +50,7 @@ def _over_training(samples_dir: Path, out: Path, image: bool) -> Path | None:
     for ax, pts, step in zip(axes[0], arrays, steps):
         ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5, color="C1")
         ax.set_title(f"step {step}")
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
+    save_figure(fig, out)
     return out
 
 

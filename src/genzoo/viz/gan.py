@@ -19,7 +19,7 @@ import torch
 
 from genzoo.evaluation.nearest import nearest
 from genzoo.viz.grid import save_grid, to_uint8
-from genzoo.viz.plots import plt
+from genzoo.viz.plots import plt, save_figure
 
 
 @torch.no_grad()
@@ -60,9 +60,7 @@ def curves(metrics: Path, path: Path) -> Path:
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
     return Path(path)
 
 

@@ -10,6 +10,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def save_figure(fig, path: str | Path, **savefig) -> Path:
+    """Lay out, write and close a figure (closing matters: pyplot keeps every open one)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, **savefig)
+    plt.close(fig)
+    return path
+
+
 def scatter(points: np.ndarray, path: str | Path, labels: np.ndarray | None = None,
             title: str | None = None, names: list[str] | None = None) -> Path:
     """2-d points (N, 2), coloured by integer label when given."""
@@ -25,7 +35,5 @@ def scatter(points: np.ndarray, path: str | Path, labels: np.ndarray | None = No
                   fontsize=7, markerscale=0.8, loc="best")
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
     return path

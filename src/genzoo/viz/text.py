@@ -46,9 +46,7 @@ def next_token_table(model, prompt: str | None, temperatures=(1.0, 0.5), k: int 
 
 def attention_png(tokens: list[str], maps: list[torch.Tensor], path: Path) -> Path:
     """One heat map per block and head: row t is where position t looks."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from genzoo.viz.plots import plt, save_figure     # the headless backend, set there
     L, H = len(maps), maps[0].shape[0]
     n = len(tokens)
     size = max(2.5, 0.18 * n)
@@ -64,9 +62,7 @@ def attention_png(tokens: list[str], maps: list[torch.Tensor], path: Path) -> Pa
                 ax.set_yticks(range(n), labels, fontsize=6)
             else:
                 ax.set_xticks([]), ax.set_yticks([])
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return path
 
 
