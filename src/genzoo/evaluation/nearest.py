@@ -7,7 +7,7 @@ import torch
 @torch.no_grad()
 def nearest(samples: torch.Tensor, reference: torch.Tensor, chunk: int = 1024
             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each sample, (index of the nearest reference item, its Euclidean distance).
+    """For each sample, (index of the nearest reference item, its Euclidean distance in float64).
 
     Items are flattened, so any shape works (images, points, feature vectors); the search is
     exact, in chunks of the reference set so that memory stays bounded.
@@ -24,4 +24,4 @@ def nearest(samples: torch.Tensor, reference: torch.Tensor, chunk: int = 1024
     # cdist's matrix-product form loses precision (a copy can sit at ~0.03): the winners'
     # distances are computed again directly, in float64
     ref = reference.flatten(1).to(a.device, torch.float64)[best_i]
-    return best_i, (a.double() - ref).norm(dim=1).to(a.dtype)
+    return best_i, (a.double() - ref).norm(dim=1)

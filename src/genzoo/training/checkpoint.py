@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from genzoo.errors import GenzooError
 
@@ -26,7 +26,7 @@ _TENSOR = "__tensor__"
 def flatten(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
     """Move every tensor in a nested dict/list into ``tensors``; return the JSON skeleton."""
     if isinstance(obj, torch.Tensor):
-        tensors[prefix] = obj.detach().contiguous().clone()
+        tensors[prefix] = obj.detach()       # save() makes it contiguous and CPU
         return {_TENSOR: prefix}
     if isinstance(obj, dict):
         return {"__dict__": [[_key(k), flatten(v, f"{prefix}.{k}", tensors)] for k, v in obj.items()]}
@@ -75,10 +75,9 @@ def load(path: Path, device: str | torch.device = "cpu") -> tuple[dict[str, torc
     """(tensors, description) of a checkpoint written by :func:`save`."""
     path = Path(path)
     try:
-        from safetensors import safe_open
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
             meta = f.metadata() or {}
-        tensors = load_file(str(path), device=str(device))
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
     except FileNotFoundError:
         raise GenzooError(f"{path}: checkpoint not found") from None
     except (SafetensorError, OSError, ValueError) as e:

@@ -7,8 +7,11 @@ so bad input never leaves a half-made run folder behind.
 """
 from __future__ import annotations
 
+import inspect
 import time
 from pathlib import Path
+
+import torch
 
 from genzoo import config as C
 from genzoo import data as D
@@ -79,7 +82,6 @@ def train(description: dict, out: str | Path | None = None, *, resume: bool = Fa
     train_ds, held = load_data(description, log)
     description["data_info"] = DataInfo.of(train_ds).to_dict()
     train_cfg = C.from_dict(TrainConfig, description["train"], where="train config")
-    import torch
     torch.manual_seed(train_cfg.seed)         # the initial weights follow the seed too
     model = build_model(description)
     train_cfg.progress = progress
@@ -105,9 +107,6 @@ def showcase(trainer: Trainer, data, log=print) -> None:
     """What the family shows once trained, from its sampling (EMA) weights. ``data`` is the
     held-out set; a showcase that also wants the training set (to find the nearest training
     image of a sample) names a ``train`` parameter."""
-    import inspect
-
-    import torch
     entry = registry.get(trainer.model.family_name)
     if entry.showcase is None:
         return

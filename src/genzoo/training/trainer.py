@@ -187,6 +187,8 @@ class Trainer:
         self.total = config.total_steps(len(data))
         self.objectives = model.objectives()
         self.optimizers = [o.make_optimizer() for o in self.objectives]
+        # with several players, each trains only its own parameters (ids, found once)
+        self._own = [{id(p) for p in o.parameters()} for o in self.objectives]
         f = lr_factor(config, self.total)
         self.schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, f) for opt in self.optimizers]
         self.ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
@@ -213,9 +215,8 @@ class Trainer:
         self.model.train()
         logs: dict[str, torch.Tensor] = {}
         several = len(self.objectives) > 1
-        for obj, opt in zip(self.objectives, self.optimizers):
+        for obj, opt, mine in zip(self.objectives, self.optimizers, self._own):
             if several:     # gradients only for this player's parameters
-                mine = {id(p) for p in obj.parameters()}
                 for p in self.model.parameters():
                     p.requires_grad_(id(p) in mine)
             for _ in range(obj.repeats):
