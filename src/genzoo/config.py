@@ -18,6 +18,21 @@ import yaml
 from genzoo.errors import GenzooError
 
 
+class RunRef(str):
+    """A config field of this type names a trained run folder: a component the family stands
+    on. The builder loads that run's sampling weights, frozen, and hands the module in."""
+
+
+def run_refs(cls) -> list[str]:
+    """The names of the fields of dataclass ``cls`` that are run references."""
+    out = []
+    for name, tp in typing.get_type_hints(cls).items():
+        options = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+        if RunRef in options:
+            out.append(name)
+    return out
+
+
 def _check(cls, name: str, value: Any, where: str) -> Any:
     """``value`` coerced to the declared type of field ``name`` of ``cls``."""
     hints = typing.get_type_hints(cls)
@@ -27,6 +42,10 @@ def _check(cls, name: str, value: Any, where: str) -> Any:
         return None
     for t in options:
         origin = typing.get_origin(t) or t
+        if origin is RunRef and isinstance(value, str):
+            if not value.strip():
+                raise GenzooError(f"{where}: {name} must name a run folder, got an empty string")
+            return RunRef(value)
         if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         if origin is int and isinstance(value, int) and not isinstance(value, bool):
@@ -77,6 +96,8 @@ def to_dict(cfg) -> dict:
 
 
 def _plain(v):
+    if isinstance(v, str):
+        return str(v)          # a RunRef is written as plain text
     if isinstance(v, tuple):
         return [_plain(x) for x in v]
     return v

@@ -15,28 +15,87 @@ from torch import Tensor, nn
 
 
 @dataclass
+class FieldInfo:
+    """One more field of a multi-field item (a caption's tokens beside an image, the actions
+    beside a world model's frames): its modality, the shape of one item's field, its dtype."""
+    modality: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+    def to_dict(self) -> dict:
+        return {"modality": self.modality, "shape": list(self.shape), "dtype": self.dtype}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FieldInfo":
+        return cls(d["modality"], tuple(d["shape"]), d.get("dtype", "float32"))
+
+
+@dataclass
 class DataInfo:
-    """What a family needs to know about its data to be built (saved with every run)."""
+    """What a family needs to know about its data to be built (saved with every run).
+
+    ``modality`` and ``shape`` describe the main field ``x``; ``fields`` the others an item
+    carries (``y`` labels are described by ``num_classes``)."""
     modality: str
     shape: tuple[int, ...]              # one item, e.g. (1, 32, 32)
     num_classes: int = 0
     class_names: list[str] | None = None
     meta: dict = field(default_factory=dict)   # JSON-able modality extras (e.g. a vocabulary)
+    fields: dict[str, FieldInfo] = field(default_factory=dict)
 
     @classmethod
     def of(cls, ds) -> "DataInfo":
         meta = {k: v for k, v in ds.meta.items() if k != "notes"}
-        return cls(ds.modality, tuple(ds.shape), ds.num_classes, ds.class_names, meta)
+        fields = {k: FieldInfo(ds.meta.get("field_modality", {}).get(k, "tensor"),
+                               tuple(v.shape[1:]), str(v.dtype).replace("torch.", ""))
+                  for k, v in ds.items.items()}
+        meta.pop("field_modality", None)
+        return cls(ds.modality, tuple(ds.shape), ds.num_classes, ds.class_names, meta, fields)
 
     def to_dict(self) -> dict:
         return {"modality": self.modality, "shape": list(self.shape),
                 "num_classes": self.num_classes, "class_names": self.class_names,
-                "meta": self.meta}
+                "meta": self.meta, "fields": {k: f.to_dict() for k, f in self.fields.items()}}
 
     @classmethod
     def from_dict(cls, d: dict) -> "DataInfo":
         return cls(d["modality"], tuple(d["shape"]), d.get("num_classes", 0),
-                   d.get("class_names"), d.get("meta", {}))
+                   d.get("class_names"), d.get("meta", {}),
+                   {k: FieldInfo.from_dict(f) for k, f in (d.get("fields") or {}).items()})
+
+
+@dataclass(frozen=True)
+class SampleOption:
+    """One keyword of a family's :meth:`Family.sample`, declared so that generic code (the
+    ``sample`` command, the explorer) can offer it without knowing the family."""
+    name: str                           # the keyword of sample(); --name-with-dashes on the CLI
+    type: type                          # int | float | str | bool
+    default: Any = None                 # None: the family's own default
+    help: str = ""
+    choices: tuple | None = None        # the allowed values, where there is a closed set
+    kind: str = ""                      # a hint for user interfaces: "label", "prompt", ...
+
+
+@dataclass(frozen=True)
+class Likelihood:
+    """A likelihood as a typed value, so that only comparable numbers share a column.
+
+    ``value`` in ``unit`` ("bits/dim", "nats", "nats/token", "bits/token"); ``levels`` is the
+    number of discrete values per dimension it is over (256 for 8-bit pixels, 4 for a 4-level
+    PixelCNN, the vocabulary size for tokens; 0 for continuous data); ``exact`` is False for a
+    bound (an ELBO)."""
+    value: float
+    unit: str
+    levels: int = 0
+    exact: bool = True
+
+    def comparable_with(self, other: "Likelihood") -> bool:
+        return self.unit == other.unit and self.levels == other.levels
+
+    def label(self) -> str:
+        kind = "" if self.exact else " (bound)"
+        over = f" over {self.levels} levels" if self.levels else ""
+        return f"{self.unit}{over}{kind}"
 
 
 LossFn = Callable[[dict[str, Tensor]], dict[str, Tensor]]
@@ -78,12 +137,21 @@ class Family(nn.Module):
     # Trainer defaults of the recipe (batch size, steps, EMA decay...), overridable by the user.
     train_defaults: ClassVar[dict[str, Any]] = {}
     # Named alternatives to the default recipe: ``--preset NAME`` applies these settings.
+    # Every family has ``tiny``: a few-second model for the contract test and pipeline smoke runs.
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    # The keywords its sample() takes beyond n and generator (see SampleOption).
+    sample_options: ClassVar[tuple[SampleOption, ...]] = ()
 
-    def __init__(self, config, data: DataInfo):
+    def __init__(self, config, data: DataInfo, components: dict[str, "Family"] | None = None):
         super().__init__()
         self.config = config
         self.data = data
+        # Trained runs this family stands on (config fields of type RunRef), loaded frozen in
+        # eval mode by the builder. They live in a ModuleDict so that they follow .to(device),
+        # but checkpoints never copy them: they are rebuilt from their own run folders.
+        self.components = nn.ModuleDict(components or {})
+        for c in self.components.values():
+            c.requires_grad_(False).eval()
 
     # -- what the Trainer calls ------------------------------------------------------------
     @classmethod
@@ -101,6 +169,19 @@ class Family(nn.Module):
     def sample(self, n: int, generator: torch.Generator | None = None, **conditions) -> Any:
         """``n`` new items in the data's own representation (images: float in [0, 1])."""
         raise NotImplementedError
+
+    def train(self, mode: bool = True):
+        """Components stay in eval mode (frozen batch-norm statistics, no dropout)."""
+        super().train(mode)
+        for c in self.components.values():
+            c.eval()
+        return self
+
+    @property
+    def output_info(self) -> DataInfo:
+        """What sample() returns: the data's own representation, unless the family samples
+        through a component (a prior over codes decodes to the first stage's images)."""
+        return self.data
 
     # -- helpers -------------------------------------------------------------------------
     @property
