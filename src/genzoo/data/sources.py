@@ -39,6 +39,7 @@ except ImportError:                                       # numpy < 2
     from numpy.core.multiarray import _reconstruct
 
 from genzoo.data import DataOptions, builtin
+from genzoo.data.cache import cache_dir
 from genzoo.data.dataset import TensorDataset
 from genzoo.data.images import idx_dataset, image_dataset
 from genzoo.errors import GenzooError
@@ -74,10 +75,6 @@ def register_source(source: Source) -> Source:
     _SOURCES[source.name] = source
     builtin(source.name)(lambda options: load_source(source.name, options))
     return source
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("GENZOO_CACHE") or Path.home() / ".cache" / "genzoo").expanduser()
 
 
 def _path(source: Source, f: RemoteFile) -> Path:

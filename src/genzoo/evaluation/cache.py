@@ -16,16 +16,9 @@ from typing import Callable
 
 import torch
 
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("GENZOO_CACHE") or Path.home() / ".cache" / "genzoo").expanduser()
+from genzoo.data.cache import cache_dir, content_hash  # noqa: F401 (re-exported)
 
 
-def content_hash(x: torch.Tensor) -> str:
-    """SHA-256 of a tensor's dtype, shape and bytes."""
-    h = hashlib.sha256(f"{x.dtype}{tuple(x.shape)}".encode())
-    h.update(x.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 def tensors_hash(tensors: dict[str, torch.Tensor]) -> str:

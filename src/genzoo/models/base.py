@@ -141,6 +141,14 @@ class Family(nn.Module):
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     # The keywords its sample() takes beyond n and generator (see SampleOption).
     sample_options: ClassVar[tuple[SampleOption, ...]] = ()
+    # Sub-networks (attribute names) whose weights get an EMA for sampling; empty: all trained
+    # parameters. A GAN averages its generator, not its critic.
+    ema_networks: ClassVar[tuple[str, ...]] = ()
+    # A family trained on data derived from one of its components names that config field; the
+    # launcher passes the --data items through the component's derive() once (and caches them).
+    derives_data_from: ClassVar[str | None] = None
+    # The modality of what derive() returns, for a family that other families stand on.
+    derived_modality: ClassVar[str] = ""
 
     def __init__(self, config, data: DataInfo, components: dict[str, "Family"] | None = None):
         super().__init__()
@@ -176,6 +184,15 @@ class Family(nn.Module):
         for c in self.components.values():
             c.eval()
         return self
+
+    def derive(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """A batch of its data -> the fields of the derived items (``x`` at least): the code
+        indices of a VQ-VAE, the latents of an autoencoder. Only families others stand on."""
+        raise NotImplementedError(f"{self.family_name} derives no data for another stage")
+
+    def derived_meta(self) -> dict:
+        """JSON-able facts the next stage needs about derived items (e.g. the codebook size)."""
+        return {}
 
     @property
     def output_info(self) -> DataInfo:

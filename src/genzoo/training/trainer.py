@@ -52,6 +52,11 @@ class TrainConfig:
     progress: bool = True
     max_minutes: float = 0.0        # wall-clock budget of this session of fit(); 0 = none.
                                     # When spent, the current step becomes the last one.
+    accumulate: int = 1             # micro-batches per update (batch_size is split among them)
+    nonfinite: str = "stop"         # stop | skip: what a NaN/inf loss does (stop keeps the last
+                                    # good checkpoint and names the loss and step)
+    copy_components: bool = False   # copy the weights of the runs this one stands on into its
+                                    # checkpoints, so that the run folder can be moved alone
 
     def validate(self):
         if self.steps < 0:
