@@ -36,7 +36,7 @@ def test_resolve_merges_preset_file_flags_and_overrides_in_order(tmp_path):
     f.write_text("model: {latent_dim: 4, beta: 10}\ntrain: {steps: 7, batch_size: 5}\n")
     d = resolve("vae", data="digits", config_file=str(f), preset="strong",
                 overrides=["beta=3", "train.lr_schedule=cosine", "data.holdout=0.2"],
-                train={"batch_size": 9})
+                train={"batch_size": 9}).to_dict()
     assert d["model"]["latent_dim"] == 4          # file beats preset
     assert d["model"]["beta"] == 3.0              # --set beats file
     assert d["train"]["steps"] == 7 and d["train"]["batch_size"] == 9   # flag beats file
@@ -63,6 +63,6 @@ def test_bad_config_file_and_override_errors(tmp_path):
 
 def test_text_settings_keep_what_was_typed():
     d = resolve("vae", data="digits", overrides=["data.template={text}", "train.device=cpu",
-                                                 "data.max_items=null"])
+                                                 "data.max_items=null"]).to_dict()
     assert d["data"]["template"] == "{text}"
     assert d["train"]["device"] == "cpu" and d["data"]["max_items"] is None

@@ -15,6 +15,7 @@ from genzoo.errors import GenzooError
 from genzoo.evaluation.likelihood import bits_per_dim
 from genzoo.models.base import DataInfo
 from genzoo.models.realnvp import RealNVP, RealNVPConfig
+from genzoo.viz.samples import save_samples
 from genzoo.nn.coupling import (alternating_mask, channel_mask, checkerboard_mask, squeeze,
                                 unsqueeze)
 from genzoo.training import TrainConfig, Trainer
@@ -184,7 +185,8 @@ def test_showcase_draws_the_four_panels_and_the_samples_over_training(tmp_path, 
     model = points_flow() if kind == "points" else image_flow((1, 16, 16))
     run = RunDir.create(tmp_path / "run", {"family": "realnvp"})
     Trainer(model, data, TrainConfig(steps=4, batch_size=32, sample_every=2, sample_n=16,
-                                     checkpoint_every=0, progress=False), run=run).fit()
+                                     checkpoint_every=0, progress=False), run=run,
+            writer=save_samples).fit()
     files = showcase(model, data, run.path / "showcase", torch.Generator().manual_seed(0))
     assert [f.name for f in files] == ["flow_panels.png", "samples_over_training.png"]
     assert all(f.stat().st_size > 1000 for f in files)

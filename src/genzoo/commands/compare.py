@@ -72,6 +72,7 @@ def train_one(name: str, args, steps, minutes, log=print):
     from genzoo import registry
     from genzoo.errors import GenzooError
     from genzoo.training import launch
+    from genzoo.viz.samples import save_samples
     out = Path(args.out) / "runs" / name
     if (out / "config.yaml").is_file() and any((out / "checkpoints").glob("*.safetensors")):
         log(f"compare: {name}: reusing {out}")
@@ -88,7 +89,7 @@ def train_one(name: str, args, steps, minutes, log=print):
     if out.exists() and (out / "config.yaml").is_file():        # a run stopped before any checkpoint
         import shutil
         shutil.rmtree(out)
-    launch.train(description, out, progress=not args.no_progress, log=log)
+    launch.train(description, out, progress=not args.no_progress, log=log, writer=save_samples)
     return out
 
 

@@ -29,10 +29,11 @@ def add_arguments(p):
 def run(args) -> int:
     from genzoo.errors import GenzooError
     from genzoo.training import launch
+    from genzoo.viz.samples import save_samples
     if args.resume:
         description = launch.resume_description(args.out, args.steps)
-        if args.family and args.family != description["family"]:
-            raise GenzooError(f"{args.out}: holds a {description['family']} run, not {args.family}")
+        if args.family and args.family != description.family:
+            raise GenzooError(f"{args.out}: holds a {description.family} run, not {args.family}")
     else:
         if not args.family:
             raise GenzooError("train: name a family (see `genzoo list`)")
@@ -42,7 +43,8 @@ def run(args) -> int:
             train={"steps": args.steps, "epochs": args.epochs, "batch_size": args.batch_size,
                    "device": args.device, "seed": args.seed},
             data_options={"image_size": args.image_size})
-    run = launch.train(description, args.out, resume=args.resume, progress=not args.no_progress)
+    run = launch.train(description, args.out, resume=args.resume, progress=not args.no_progress,
+                       writer=save_samples)
     print(f"done: {run.path}  (samples in {run.path / 'samples'}; "
           f"`genzoo sample {run.path} -n 64 --out FILE` for more)")
     return 0

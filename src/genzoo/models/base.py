@@ -107,7 +107,9 @@ class Objective:
 
     ``loss(batch)`` returns a dict with the scalar ``loss`` plus anything worth logging.
     ``repeats`` is how many updates (each on a fresh batch) it gets per training step: a
-    WGAN critic has ``repeats=n_critic`` and its generator ``repeats=1``.
+    WGAN critic has ``repeats=n_critic`` and its generator ``repeats=1``. ``every=k`` runs it on
+    every k-th step only, and ``shares="critic"`` updates through the critic's optimiser: a
+    lazy regulariser (StyleGAN2's R1 every 16 steps) is both.
     """
     name: str
     loss: LossFn
@@ -115,12 +117,28 @@ class Objective:
     lr: float
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
-    optimizer: str = "adam"             # adam | adamw
+    optimizer: str = "adam"             # adam | adamw | rmsprop | sgd
     repeats: int = 1
+    momentum: float = 0.0               # rmsprop and sgd
+    every: int = 1                      # run on every k-th step only (lazy regularisation)
+    shares: str | None = None           # update through the optimiser of this objective
 
     def make_optimizer(self) -> torch.optim.Optimizer:
-        cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[self.optimizer]
-        return cls(self.params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay)
+        """Its optimiser over its trainable parameters (frozen ones get no state)."""
+        params = [{**g, "params": [p for p in g["params"] if p.requires_grad]}
+                  if isinstance(g, dict) else g for g in self.params]
+        params = [g for g in params if isinstance(g, dict) or g.requires_grad]
+        if self.optimizer in ("adam", "adamw"):
+            cls = torch.optim.Adam if self.optimizer == "adam" else torch.optim.AdamW
+            return cls(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay)
+        if self.optimizer == "rmsprop":
+            return torch.optim.RMSprop(params, lr=self.lr, momentum=self.momentum,
+                                       weight_decay=self.weight_decay)
+        if self.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum,
+                                   weight_decay=self.weight_decay)
+        raise ValueError(f"objective {self.name}: unknown optimizer {self.optimizer!r} "
+                         f"(adam, adamw, rmsprop, sgd)")
 
     def parameters(self) -> Iterable[nn.Parameter]:
         for p in self.params:

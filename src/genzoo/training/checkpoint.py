@@ -100,3 +100,20 @@ def listing(folder: Path) -> list[Path]:
 
 def name_for(step: int) -> str:
     return f"step_{step:08d}.safetensors"
+
+
+def own_state(model: torch.nn.Module, with_components: bool) -> dict[str, torch.Tensor]:
+    """The model's state dict, without its frozen components' weights unless asked."""
+    sd = model.state_dict()
+    if with_components:
+        return sd
+    return {k: v for k, v in sd.items() if not k.startswith("components.")}
+
+
+def load_own_state(model: torch.nn.Module, state: dict[str, torch.Tensor], where) -> None:
+    """Load a state saved by :func:`own_state` (components' keys may be absent)."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("components.")]
+    if missing or unexpected:
+        raise GenzooError(f"{where}: checkpoint does not fit the model "
+                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})")

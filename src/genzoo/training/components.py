@@ -82,7 +82,14 @@ def build_model(spec: RunSpec, owner: str = "this run", device="cpu") -> Family:
     if spec.data_info is None:
         raise GenzooError(f"{owner}: the description has no data_info (the data was never read)")
     components = {k: load_component(c, owner, device) for k, c in spec.components.items()}
-    return spec.entry.cls(spec.model, spec.data_info, components=components or None)
+    return construct(spec, components)
+
+
+def construct(spec: RunSpec, components: dict[str, Family]) -> Family:
+    """The family's constructor, handed its loaded components (families without any take
+    only their config and data info)."""
+    extra = {"components": components} if components else {}
+    return spec.entry.cls(spec.model, spec.data_info, **extra)
 
 
 # -- data derived from a run -----------------------------------------------------------------
@@ -126,20 +133,3 @@ def _dataset(tensors: dict, ds: TensorDataset, component: Family, comp: Componen
             **component.derived_meta()}
     return TensorDataset(x=tensors["x"], modality=component.derived_modality, source=ds.source,
                          y=tensors.get("y"), class_names=ds.class_names, meta=meta, items=items)
-
-
-def own_state(model: Family, with_components: bool) -> dict[str, torch.Tensor]:
-    """The model's state dict, without its frozen components' weights unless asked."""
-    sd = model.state_dict()
-    if with_components:
-        return sd
-    return {k: v for k, v in sd.items() if not k.startswith("components.")}
-
-
-def load_own_state(model: Family, state: dict[str, torch.Tensor], where) -> None:
-    """Load a state saved by :func:`own_state` (components' keys may be absent)."""
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith("components.")]
-    if missing or unexpected:
-        raise GenzooError(f"{where}: checkpoint does not fit the model "
-                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})")

@@ -14,11 +14,18 @@ from torch import nn
 
 
 class EMA:
-    def __init__(self, model: nn.Module, decay: float):
+    """The average of ``model``'s trained parameters, or of the named sub-networks' only
+    (``networks``: attribute names, e.g. a GAN's generator). Frozen parameters have none."""
+
+    def __init__(self, model: nn.Module, decay: float, networks: tuple[str, ...] = ()):
         self.model = model
         self.decay = decay
         self.updates = 0
-        self.shadow = {k: p.detach().clone() for k, p in model.named_parameters()}
+        prefixes = tuple(n + "." for n in networks)
+        self.shadow = {k: p.detach().clone() for k, p in model.named_parameters()
+                       if p.requires_grad and (not prefixes or k.startswith(prefixes))}
+        if networks and not self.shadow:
+            raise ValueError(f"EMA: no trainable parameters under {', '.join(networks)}")
 
     @torch.no_grad()
     def update(self) -> None:

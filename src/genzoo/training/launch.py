@@ -1,9 +1,9 @@
 """From what a user asked for to a trained run folder.
 
 :func:`resolve` merges, in order of increasing precedence, the recipe's defaults, a named
-preset, a YAML config file, command-line flags and ``--set`` overrides into one plain
-description; :func:`train` checks everything (data, configs, model) before it writes anything,
-so bad input never leaves a half-made run folder behind.
+preset, a YAML config file, command-line flags and ``--set`` overrides into one
+:class:`RunSpec`, validated once; :func:`train` checks everything else (components, data, the
+model) before it writes anything, so bad input never leaves a half-made run folder behind.
 """
 from __future__ import annotations
 
@@ -18,16 +18,19 @@ from genzoo import data as D
 from genzoo import registry
 from genzoo.errors import GenzooError
 from genzoo.models.base import DataInfo
-from genzoo.training.run import RunDir, build_model
-from genzoo.training.trainer import TrainConfig, Trainer
+from genzoo.training.components import check, construct, derive, load_component, pin_all
+from genzoo.training.description import RunSpec, reconcile
+from genzoo.training.run import RunDir
+from genzoo.training.trainer import TrainConfig, Trainer, resolve_device
 
 
 def resolve(family: str, *, data: str | None = None, config_file: str | None = None,
             preset: str | None = None, overrides: list[str] = (), train: dict | None = None,
-            data_options: dict | None = None) -> dict:
-    """The plain description of a run: ``{family, model, train, data}`` sections, validated."""
+            data_options: dict | None = None) -> RunSpec:
+    """The run description (a validated :class:`RunSpec`, data not read yet) of what was asked."""
     entry = registry.get(family)
     sections: dict[str, dict] = {"model": {}, "train": dict(entry.cls.train_defaults), "data": {}}
+    explicit: dict[str, dict] = {"model": {}, "train": {}, "data": {}}
     if preset:
         presets = entry.cls.presets
         if preset not in presets:
@@ -35,22 +38,25 @@ def resolve(family: str, *, data: str | None = None, config_file: str | None = N
                               f"(presets: {', '.join(presets) or 'none'})")
         sections["model"].update(presets[preset])
     if config_file:
+        if Path(config_file).is_dir():
+            raise GenzooError(f"{config_file}: is a folder, not a config file")
         loaded = C.read_yaml(config_file)
         for key, value in loaded.items():
             if key in sections and isinstance(value, dict):
-                sections[key].update(value)
+                explicit[key].update(value)
             elif key == "family" and value != family:
                 raise GenzooError(f"{config_file}: is for family {value!r}, not {family!r}")
-            elif key not in ("family", "data_info"):
+            elif key not in ("family", "data_info", "components"):
                 raise GenzooError(f"{config_file}: unknown section {key!r} (model, train, data)")
-    sections["train"].update({k: v for k, v in (train or {}).items() if v is not None})
-    sections["data"].update({k: v for k, v in (data_options or {}).items() if v is not None})
+    explicit["train"].update({k: v for k, v in (train or {}).items() if v is not None})
+    explicit["data"].update({k: v for k, v in (data_options or {}).items() if v is not None})
     if data is not None:
-        sections["data"]["spec"] = data
-    C.apply_overrides(sections, list(overrides),
+        explicit["data"]["spec"] = data
+    C.apply_overrides(explicit, list(overrides),
                       types={"model": entry.config, "train": TrainConfig, "data": D.DataOptions})
+    for key in sections:
+        sections[key].update(explicit[key])
 
-    model_cfg = C.from_dict(entry.config, sections["model"], where=f"{family} config")
     train_cfg = C.from_dict(TrainConfig, sections["train"], where="train config")
     if "steps" in (train or {}) and train["steps"] is not None:
         train_cfg.epochs = None           # an explicit --steps wins over epochs from a file
@@ -58,44 +64,78 @@ def resolve(family: str, *, data: str | None = None, config_file: str | None = N
     spec = data_section.pop("spec", None)
     if not spec:
         raise GenzooError(f"{family}: no data given (use --data SPEC, e.g. --data digits)")
+    model = reconcile(entry, sections["model"], data_section, set(explicit["model"]))
+    model_cfg = C.from_dict(entry.config, model, where=f"{family} config")
     recipe = entry.cls.data_defaults(model_cfg)
     data_cfg = C.from_dict(D.DataOptions, {**recipe, **data_section}, where="data options")
-    return {"family": family, "model": C.to_dict(model_cfg), "train": C.to_dict(train_cfg),
-            "data": {"spec": spec, **C.to_dict(data_cfg)}}
+    check_device(train_cfg.device)
+    return RunSpec(family, model_cfg, train_cfg, data_cfg, str(spec))
 
 
-def load_data(description: dict, log=print):
-    """(train, held_out) datasets of a run description, with the recipe's notes logged."""
-    opts = dict(description["data"])
-    spec = opts.pop("spec")
-    options = C.from_dict(D.DataOptions, opts, where="data options")
-    ds = D.load(spec, options)
+def check_device(name: str) -> None:
+    """A device that exists here, before anything is written."""
+    try:
+        dev = resolve_device(name)
+    except (RuntimeError, ValueError):
+        raise GenzooError(f"train.device: {name!r} is not a device (auto, cpu, cuda, cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise GenzooError(f"train.device: {name!r} asked for, but this machine has no CUDA GPU")
+    if dev.type not in ("cpu", "cuda"):
+        raise GenzooError(f"train.device: {name!r} is not supported (auto, cpu, cuda, cuda:N)")
+
+
+def load_data(spec: RunSpec, components: dict | None = None, progress: bool = True, log=print):
+    """(train, held_out) datasets of a run, with the recipe's notes logged. A family trained on
+    data derived from a component gets the items passed through it (cached)."""
+    ds = D.load(spec.data_spec, spec.data)
     for note in ds.meta.get("notes", []):
         log(f"data: {note}")
-    return ds.split(options.holdout)
+    through = spec.entry.cls.derives_data_from
+    if through is not None:
+        if through not in spec.components:
+            raise GenzooError(f"{spec.family}: set {through}=RUN_DIR (the trained run whose "
+                              f"encoding of the data it models)")
+        ds = derive(ds, components[through], spec.components[through], progress=progress, log=log)
+    return ds.split(spec.data.holdout)
 
 
-def train(description: dict, out: str | Path | None = None, *, resume: bool = False,
-          progress: bool = True, log=print) -> RunDir:
-    """Train the run ``description`` says into ``out`` (a new folder, or an old one to resume)."""
-    family = description["family"]
-    train_ds, held = load_data(description, log)
-    description["data_info"] = DataInfo.of(train_ds).to_dict()
-    train_cfg = C.from_dict(TrainConfig, description["train"], where="train config")
-    torch.manual_seed(train_cfg.seed)         # the initial weights follow the seed too
-    model = build_model(description)
-    train_cfg.progress = progress
+def prepare(spec: RunSpec, owner: str = "this run", progress: bool = True, log=print):
+    """(model, train, held_out) of a run: components loaded, data read, the model built."""
+    spec = pin_all(spec) if not spec.components else spec
+    components = {k: load_component(c, owner) for k, c in spec.components.items()}
+    train_ds, held = load_data(spec, components, progress, log)
+    spec.data_info = DataInfo.of(train_ds)
+    torch.manual_seed(spec.train.seed)          # the initial weights follow the seed too
+    try:
+        model = construct(spec, components)
+    except (ValueError, AssertionError, IndexError) as e:
+        raise GenzooError(f"{spec.family} cannot be built on {spec.data_spec} "
+                          f"{tuple(spec.data_info.shape)}: {e}") from None
+    return model, train_ds, held
 
+
+def train(spec: RunSpec | dict, out: str | Path | None = None, *, resume: bool = False,
+          progress: bool = True, log=print, writer=None) -> RunDir:
+    """Train the run ``spec`` describes into ``out`` (a new folder, or an old one to resume).
+    ``writer(x, info, stem)`` writes the sample grids over training (viz.samples.save_samples)."""
+    if isinstance(spec, dict):
+        spec = RunSpec.from_dict(spec)
+    owner = str(out) if out else spec.family
+    if resume:
+        for c in spec.components.values():
+            check(c, owner)
+    model, train_ds, held = prepare(spec, owner, progress, log)
+    spec.train.progress = progress
     if resume:
         run = RunDir.open(out)
-        run.write_description(description)
+        run.write_description(spec.to_dict())
     else:
-        out = Path(out) if out else Path("runs") / f"{family}-{time.strftime('%Y%m%d-%H%M%S')}"
-        run = RunDir.create(out, description)
-    log(f"{family}: {model.num_parameters():,} parameters; {len(train_ds)} training items"
+        out = Path(out) if out else Path("runs") / f"{spec.family}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run = RunDir.create(out, spec.to_dict())
+    log(f"{spec.family}: {model.num_parameters():,} parameters; {len(train_ds)} training items"
         + (f", {len(held)} held out" if held is not None else "") + f"; run folder {run.path}")
-    trainer = Trainer(model, train_ds, train_cfg, run=run, held_out=held,
-                      description={k: description[k] for k in ("family", "model", "train", "data")})
+    trainer = Trainer(model, train_ds, spec.train, run=run, held_out=held,
+                      description=spec.to_dict(), writer=writer)
     if resume:
         log(f"resuming from step {trainer.step}")
     trainer.fit()
@@ -119,11 +159,11 @@ def showcase(trainer: Trainer, data, log=print) -> None:
 
 
 
-def resume_description(out: str | Path | None, steps: int | None = None) -> dict:
+def resume_description(out: str | Path | None, steps: int | None = None) -> RunSpec:
     """The description of the run in ``out``, optionally extended to ``steps``."""
     if out is None:
         raise GenzooError("--resume needs --out RUN_DIR (the run folder to continue)")
-    description = RunDir.open(out).description
+    spec = RunDir.open(out).spec
     if steps is not None:
-        description["train"].update(steps=steps, epochs=None)
-    return description
+        spec.train.steps, spec.train.epochs = steps, None
+    return spec

@@ -16,7 +16,7 @@ import torch
 
 from genzoo import config as C
 from genzoo.errors import GenzooError
-from genzoo.models.base import DataInfo, Family
+from genzoo.models.base import Family
 from genzoo.training import checkpoint as ckpt
 
 
@@ -51,6 +51,12 @@ class RunDir:
     def description(self) -> dict:
         return C.read_yaml(self.path / "config.yaml")
 
+    @property
+    def spec(self):
+        """The run description, parsed and validated (a RunSpec)."""
+        from genzoo.training.description import RunSpec
+        return RunSpec.from_dict(self.description, where=str(self.path / "config.yaml"))
+
     def log(self, record: dict) -> None:
         record = {"time": round(time.time(), 3), **record}
         with open(self.path / "metrics.jsonl", "a") as f:
@@ -78,25 +84,31 @@ class RunDir:
         return found[-1] if found else None
 
 
-def build_model(description: dict) -> Family:
-    """The family described by a run's config, with fresh weights."""
-    from genzoo import registry
-    entry = registry.get(description["family"])
-    cfg = C.from_dict(entry.config, description["model"], where=f"{description['family']} config")
-    return entry.cls(cfg, DataInfo.from_dict(description["data_info"]))
+def build_model(description, device="cpu") -> Family:
+    """The family described by a run's description (a RunSpec or its plain dict), with fresh
+    weights and its components loaded frozen."""
+    from genzoo.training.components import build_model as build
+    from genzoo.training.description import RunSpec
+    spec = description if isinstance(description, RunSpec) else RunSpec.from_dict(description)
+    return build(spec, device=device)
 
 
-def load_model(run_dir: str | Path, device: str | torch.device = "cpu",
-               ema: bool = True) -> tuple[Family, dict]:
+def load_model(run_dir: str | Path, device: str | torch.device = "cpu", ema: bool = True,
+               checkpoint: str | Path | None = None) -> tuple[Family, dict]:
     """The trained family of a run (EMA weights when it kept them and ``ema``), and its
-    checkpoint description."""
+    checkpoint description. The checkpoint carries the whole run description, so it rebuilds
+    its own model; ``checkpoint`` picks one file (default: the latest)."""
+    from genzoo.training.components import build_model as build
+    from genzoo.training.description import RunSpec
     run = RunDir.open(run_dir)
-    path = run.latest_checkpoint()
+    path = Path(checkpoint) if checkpoint is not None else run.latest_checkpoint()
     if path is None:
         raise GenzooError(f"{run.path}: the run has no checkpoint yet")
-    model = build_model(run.description)
     tensors, desc = ckpt.load(path, device)
-    model.load_state_dict(ckpt.sub(tensors, "model"))
+    whole = desc if "data_info" in desc else {**run.description, **desc}
+    spec = RunSpec.from_dict(whole, where=str(path))
+    model = build(spec, owner=str(run.path), device=device)
+    ckpt.load_own_state(model, ckpt.sub(tensors, "model"), path)
     averaged = ckpt.sub(tensors, "ema")
     if ema and averaged:
         model.load_state_dict(averaged, strict=False)

@@ -73,6 +73,11 @@ class TrainConfig:
             raise ValueError(f"max_minutes must be >= 0, got {self.max_minutes}")
         if self.checkpoint_every < 0 or self.sample_every < 0 or self.log_every < 1:
             raise ValueError("checkpoint_every and sample_every must be >= 0, log_every >= 1")
+        if self.accumulate < 1 or self.batch_size % self.accumulate:
+            raise ValueError(f"accumulate must be >= 1 and divide batch_size {self.batch_size}, "
+                             f"got {self.accumulate}")
+        if self.nonfinite not in ("stop", "skip"):
+            raise ValueError(f"nonfinite must be stop or skip, got {self.nonfinite!r}")
 
     def total_steps(self, n_items: int) -> int:
         if self.epochs is not None:
@@ -84,7 +89,9 @@ def compile_networks(module: torch.nn.Module) -> None:
     """torch.compile each sub-network of a family in place (``Module.compile``), so state_dict
     keys keep no ``_orig_mod.`` prefix. Containers (ModuleList/Dict) have no forward of their
     own: what they hold is compiled instead."""
-    for child in module.children():
+    for name, child in module.named_children():
+        if name == "components":         # frozen runs it stands on: not trained, not compiled
+            continue
         if isinstance(child, (torch.nn.ModuleList, torch.nn.ModuleDict)):
             compile_networks(child)
         else:
@@ -174,11 +181,13 @@ class Trainer:
     """Trains ``model`` on ``data`` as ``config`` says; writes to ``run`` when given one.
 
     ``run`` is a :class:`genzoo.training.run.RunDir` (or None for in-memory training, as in
-    notebooks and tests).
+    notebooks and tests). ``writer(x, info, stem)`` writes the sample grids drawn over training
+    (``genzoo.viz.samples.save_samples``; none are drawn without one).
     """
 
     def __init__(self, model: Family, data: TensorDataset, config: TrainConfig,
-                 run=None, held_out: TensorDataset | None = None, description: dict | None = None):
+                 run=None, held_out: TensorDataset | None = None, description: dict | None = None,
+                 writer=None):
         self.cfg = config
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
@@ -188,15 +197,28 @@ class Trainer:
         self.data = data.to(self.device)
         self.held_out = held_out.to(self.device) if held_out is not None else None
         self.run = run
+        self.writer = writer
         self.description = description or {}
         self.total = config.total_steps(len(data))
         self.objectives = model.objectives()
-        self.optimizers = [o.make_optimizer() for o in self.objectives]
+        # each parameter's own trainability (frozen components stay frozen after a step)
+        self._trainable = [(p, p.requires_grad) for p in model.parameters()]
+        # one optimiser per objective that owns one; a sharing objective uses its owner's
+        names = [o.name for o in self.objectives]
+        self.optimizers = [o.make_optimizer() for o in self.objectives if o.shares is None]
+        owners = [o.name for o in self.objectives if o.shares is None]
+        for o in self.objectives:
+            if o.shares is not None and o.shares not in owners:
+                raise GenzooError(f"objective {o.name} shares the optimiser of {o.shares!r}, "
+                                  f"which has none (objectives: {', '.join(names)})")
+        self._opt = [self.optimizers[owners.index(o.shares or o.name)] for o in self.objectives]
         # with several players, each trains only its own parameters (ids, found once)
         self._own = [{id(p) for p in o.parameters()} for o in self.objectives]
         f = lr_factor(config, self.total)
         self.schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, f) for opt in self.optimizers]
-        self.ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
+        self.ema = (EMA(model, config.ema_decay, model.ema_networks)
+                    if config.ema_decay > 0 else None)
+        self.nonfinite_skipped = 0
         self.batches = Batches(len(data), config.batch_size, config.seed)
         self.step = 0
         self.last_metrics: dict = {}
@@ -213,31 +235,59 @@ class Trainer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _batch(self) -> dict:
-        return self.data.batch(self.batches.next())
+    def _update(self, obj, opt) -> dict[str, torch.Tensor] | None:
+        """One update of ``obj`` on a fresh batch, in ``accumulate`` micro-batches; None when
+        its loss was not finite and the run skips such batches."""
+        k = self.cfg.accumulate
+        idx = self.batches.next()
+        opt.zero_grad(set_to_none=True)
+        total: dict[str, torch.Tensor] = {}
+        for part in idx.chunk(k) if k > 1 else (idx,):
+            with self._autocast():
+                out = obj.loss(self.data.batch(part))
+            loss = out["loss"]
+            if not torch.isfinite(loss.detach()).all():
+                return self._nonfinite(obj, loss)
+            (loss / k if k > 1 else loss).backward()
+            for name, v in out.items():
+                total[name] = total.get(name, 0) + v.detach() / k
+        if self.cfg.grad_clip > 0:
+            total["grad_norm"] = torch.nn.utils.clip_grad_norm_(list(obj.parameters()),
+                                                                self.cfg.grad_clip)
+        opt.step()
+        return total
+
+    def _nonfinite(self, obj, loss) -> None:
+        where = (f"step {self.step + 1}: loss of objective {obj.name!r} is {float(loss.float().mean())}")
+        if self.cfg.nonfinite == "skip":
+            self.nonfinite_skipped += 1
+            return None
+        latest = self.run.latest_checkpoint() if self.run is not None else None
+        keep = f"; the last good checkpoint is {latest}" if latest else "; no checkpoint was written"
+        raise GenzooError(f"{where}: training stopped (lower the lr, clip gradients with "
+                          f"train.grad_clip, or set train.nonfinite=skip){keep}")
 
     def train_step(self) -> dict[str, float]:
         self.model.train()
         logs: dict[str, torch.Tensor] = {}
         several = len(self.objectives) > 1
-        for obj, opt, mine in zip(self.objectives, self.optimizers, self._own):
-            if several:     # gradients only for this player's parameters
-                for p in self.model.parameters():
-                    p.requires_grad_(id(p) in mine)
+        for obj, opt, mine in zip(self.objectives, self._opt, self._own):
+            if self.step % obj.every:
+                continue                  # a lazy objective waits for its step
+            if several:     # gradients only for this player's (trainable) parameters
+                for p, trainable in self._trainable:
+                    p.requires_grad_(trainable and id(p) in mine)
+            out = None
             for _ in range(obj.repeats):
-                with self._autocast():
-                    out = obj.loss(self._batch())
-                opt.zero_grad(set_to_none=True)
-                out["loss"].backward()
-                if self.cfg.grad_clip > 0:
-                    norm = torch.nn.utils.clip_grad_norm_(list(obj.parameters()), self.cfg.grad_clip)
-                    out = {**out, "grad_norm": norm}
-                opt.step()
-            prefix = f"{obj.name}/" if several else ""
-            logs.update({prefix + k: v.detach() for k, v in out.items()})
+                out = self._update(obj, opt)
+            if out is not None:
+                prefix = f"{obj.name}/" if several else ""
+                logs.update({prefix + k: v for k, v in out.items()})
         if several:
-            for p in self.model.parameters():
-                p.requires_grad_(True)
+            for p, trainable in self._trainable:
+                p.requires_grad_(trainable)
+        if self.nonfinite_skipped:
+            logs["nonfinite_skipped"] = torch.tensor(float(self.nonfinite_skipped))
         for s in self.schedulers:
             s.step()
         if self.ema is not None:
@@ -324,17 +374,19 @@ class Trainer:
     @torch.no_grad()
     def sample_grid(self) -> None:
         """A grid of samples from the same fixed seed at every call, to watch training."""
-        from genzoo.viz.samples import save_samples
+        if self.writer is None:
+            return
         self.model.eval()
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             g = torch.Generator(self.device).manual_seed(self.cfg.seed + 12345)
             with self.sampling_weights():
                 x = self.model.sample(self.cfg.sample_n, generator=g)
-        save_samples(x, self.model.data, self.run.path / "samples" / f"step_{self.step:08d}")
+        self.writer(x, self.model.output_info, self.run.path / "samples" / f"step_{self.step:08d}")
 
     # -- checkpoints -----------------------------------------------------------------------
     def state(self) -> tuple[dict, dict]:
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        own = ckpt.own_state(self.model, self.cfg.copy_components)
+        tensors = {f"model.{k}": v for k, v in own.items()}
         desc = {**self.description, "step": self.step, "batches": self.batches.state(),
                 "versions": {"genzoo": __version__, "torch": torch.__version__}}
         if self.ema is not None:
@@ -359,7 +411,7 @@ class Trainer:
 
     def load(self, path) -> None:
         tensors, desc = ckpt.load(path, self.device)
-        self.model.load_state_dict(ckpt.sub(tensors, "model"))
+        ckpt.load_own_state(self.model, ckpt.sub(tensors, "model"), path)
         if self.ema is not None and "ema_updates" in desc:
             self.ema.load_state_dict(ckpt.sub(tensors, "ema"), desc["ema_updates"])
         for opt, skel in zip(self.optimizers, desc["optimizers"]):
