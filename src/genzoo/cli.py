@@ -12,7 +12,8 @@ import sys
 from genzoo import __version__
 from genzoo.errors import GenzooError
 
-COMMANDS = ["list", "train", "sample", "info", "data", "eval", "compare", "report"]
+COMMANDS = ["list", "train", "pipeline", "sample", "info", "data", "eval", "compare", "report",
+            "serve"]
 
 
 def parser() -> argparse.ArgumentParser:

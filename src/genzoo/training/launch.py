@@ -26,8 +26,9 @@ from genzoo.training.trainer import TrainConfig, Trainer, resolve_device
 
 def resolve(family: str, *, data: str | None = None, config_file: str | None = None,
             preset: str | None = None, overrides: list[str] = (), train: dict | None = None,
-            data_options: dict | None = None) -> RunSpec:
-    """The run description (a validated :class:`RunSpec`, data not read yet) of what was asked."""
+            data_options: dict | None = None, config: dict | None = None) -> RunSpec:
+    """The run description (a validated :class:`RunSpec`, data not read yet) of what was asked.
+    ``config`` holds sections like a config file's (a pipeline stage's), above the file."""
     entry = registry.get(family)
     sections: dict[str, dict] = {"model": {}, "train": dict(entry.cls.train_defaults), "data": {}}
     explicit: dict[str, dict] = {"model": {}, "train": {}, "data": {}}
@@ -48,6 +49,8 @@ def resolve(family: str, *, data: str | None = None, config_file: str | None = N
                 raise GenzooError(f"{config_file}: is for family {value!r}, not {family!r}")
             elif key not in ("family", "data_info", "components"):
                 raise GenzooError(f"{config_file}: unknown section {key!r} (model, train, data)")
+    for key, value in (config or {}).items():
+        explicit[key].update(value)
     explicit["train"].update({k: v for k, v in (train or {}).items() if v is not None})
     explicit["data"].update({k: v for k, v in (data_options or {}).items() if v is not None})
     if data is not None:
