@@ -8,6 +8,7 @@ Every value is checked against the field's type, so a typo fails loudly with the
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -82,6 +83,12 @@ def from_dict(cls, values: dict, where: str = "config"):
         raise GenzooError(f"{where}: unknown setting {sorted(unknown)[0]!r} "
                           f"(valid: {', '.join(sorted(names))})")
     cfg = cls(**{k: _check(cls, k, v, where) for k, v in values.items()})
+    for f in dataclasses.fields(cls):
+        v = getattr(cfg, f.name)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise GenzooError(f"{where}: {f.name} must be a finite number, got {v}")
+        if (f.name == "lr" or f.name.endswith("_lr")) and isinstance(v, (int, float)) and v <= 0:
+            raise GenzooError(f"{where}: {f.name} (a learning rate) must be > 0, got {v}")
     validate = getattr(cfg, "validate", None)
     if validate is not None:
         try:

@@ -31,7 +31,10 @@ def run(args) -> int:
     from genzoo.training import launch
     from genzoo.viz.samples import save_samples
     if args.resume:
-        description = launch.resume_description(args.out, args.steps)
+        description = launch.resume_description(args.out, args.steps, changes={
+            "epochs": args.epochs, "device": args.device, "batch_size": args.batch_size,
+            "seed": args.seed, "data": args.data, "config": args.config, "preset": args.preset,
+            "set": args.overrides, "image_size": args.image_size})
         if args.family and args.family != description.family:
             raise GenzooError(f"{args.out}: holds a {description.family} run, not {args.family}")
     else:
@@ -43,8 +46,18 @@ def run(args) -> int:
             train={"steps": args.steps, "epochs": args.epochs, "batch_size": args.batch_size,
                    "device": args.device, "seed": args.seed},
             data_options={"image_size": args.image_size})
-    run = launch.train(description, args.out, resume=args.resume, progress=not args.no_progress,
-                       writer=save_samples)
+    out = args.out or launch.default_out(description.family)
+    try:
+        run = launch.train(description, out, resume=args.resume, progress=not args.no_progress,
+                           writer=save_samples)
+    except KeyboardInterrupt:
+        import sys
+        from pathlib import Path
+        if not (Path(out) / "config.yaml").is_file():
+            raise
+        print(f"genzoo: interrupted; the run is saved. Resume it with: "
+              f"genzoo train --resume --out {out}", file=sys.stderr)
+        return 130
     print(f"done: {run.path}  (samples in {run.path / 'samples'}; "
           f"`genzoo sample {run.path} -n 64 --out FILE` for more)")
     return 0

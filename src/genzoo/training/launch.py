@@ -131,19 +131,26 @@ def train(spec: RunSpec | dict, out: str | Path | None = None, *, resume: bool =
     spec.train.progress = progress
     if resume:
         run = RunDir.open(out)
-        run.write_description(spec.to_dict())
     else:
-        out = Path(out) if out else Path("runs") / f"{spec.family}-{time.strftime('%Y%m%d-%H%M%S')}"
-        run = RunDir.create(out, spec.to_dict())
-    log(f"{spec.family}: {model.num_parameters():,} parameters; {len(train_ds)} training items"
-        + (f", {len(held)} held out" if held is not None else "") + f"; run folder {run.path}")
-    trainer = Trainer(model, train_ds, spec.train, run=run, held_out=held,
-                      description=spec.to_dict(), writer=writer)
-    if resume:
-        log(f"resuming from step {trainer.step}")
-    trainer.fit()
-    showcase(trainer, held if held is not None else train_ds, log)
+        run = RunDir.create(Path(out) if out else default_out(spec.family), spec.to_dict())
+    with run.lock():
+        log(f"{spec.family}: {model.num_parameters():,} parameters; {len(train_ds)} training items"
+            + (f", {len(held)} held out" if held is not None else "") + f"; run folder {run.path}")
+        trainer = Trainer(model, train_ds, spec.train, run=run, held_out=held,
+                          description=spec.to_dict(), writer=writer, log=log)
+        if resume:      # the description changes only once the checkpoint has loaded
+            if trainer.step > trainer.total:
+                raise GenzooError(f"{run.path}: {trainer.step} steps are done already; "
+                                  f"--steps {trainer.total} would not extend it")
+            run.write_description(spec.to_dict())
+            log(f"resuming from step {trainer.step}")
+        trainer.fit()
+        showcase(trainer, held if held is not None else train_ds, log)
     return run
+
+
+def default_out(family: str) -> Path:
+    return Path("runs") / f"{family}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def showcase(trainer: Trainer, data, log=print) -> None:
@@ -162,11 +169,33 @@ def showcase(trainer: Trainer, data, log=print) -> None:
 
 
 
-def resume_description(out: str | Path | None, steps: int | None = None) -> RunSpec:
-    """The description of the run in ``out``, optionally extended to ``steps``."""
+# What a resume may change: how long the run goes on, where and how visibly it runs. Anything
+# else would make the continued run differ from an uninterrupted one.
+RESUMABLE = ("steps", "epochs", "device", "progress", "max_minutes")
+
+
+def resume_description(out: str | Path | None, steps: int | None = None,
+                       changes: dict | None = None) -> RunSpec:
+    """The description of the run in ``out``, with the ``changes`` a resume may make
+    (``steps`` extends it); any other change is refused in one line."""
     if out is None:
         raise GenzooError("--resume needs --out RUN_DIR (the run folder to continue)")
     spec = RunDir.open(out).spec
+    changes = {k: v for k, v in (changes or {}).items() if v not in (None, [], False)}
     if steps is not None:
-        spec.train.steps, spec.train.epochs = steps, None
+        changes["steps"] = steps
+    refused = sorted(set(changes) - set(RESUMABLE))
+    if refused:
+        raise GenzooError(f"{out}: --resume continues the run as it was; {refused[0]} cannot "
+                          f"change (a resume may change {', '.join(RESUMABLE)}); start a new run")
+    if "steps" in changes:
+        spec.train.steps, spec.train.epochs = changes.pop("steps"), None
+    for k, v in changes.items():
+        setattr(spec.train, k, v)
+    if "device" in changes:
+        check_device(spec.train.device)
+    try:
+        spec.train.validate()
+    except ValueError as e:
+        raise GenzooError(f"{out}: {e}") from None
     return spec

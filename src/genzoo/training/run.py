@@ -8,7 +8,10 @@
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,10 +33,38 @@ class RunDir:
         path = Path(path)
         if (path / "config.yaml").exists():
             raise GenzooError(f"{path}: already holds a run (use --resume, or another --out)")
+        check_writable(path)
         path.mkdir(parents=True, exist_ok=True)
         run = cls(path)
         run.write_description(description)
         return run
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold ``RUN/.lock`` (this process's id) while training in the folder: a second
+        process is refused; a lock left by a process that no longer runs is taken over."""
+        path = self.path / ".lock"
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                break
+            except FileExistsError:
+                try:
+                    pid = int(path.read_text().split()[0])
+                except (OSError, ValueError, IndexError):
+                    pid = 0
+                if pid and pid != os.getpid() and _alive(pid):
+                    raise GenzooError(f"{self.path}: another genzoo process (pid {pid}) is "
+                                      f"training in this run folder") from None
+                path.unlink(missing_ok=True)            # stale: its process is gone
+        else:
+            raise GenzooError(f"{self.path}: could not take the run folder's lock")
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        try:
+            yield self
+        finally:
+            path.unlink(missing_ok=True)
 
     def write_description(self, description: dict) -> None:
         tmp = self.path / ".config.yaml.tmp"
@@ -82,6 +113,34 @@ class RunDir:
     def latest_checkpoint(self) -> Path | None:
         found = ckpt.listing(self.path / "checkpoints")
         return found[-1] if found else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def check_writable(path: Path) -> None:
+    """One line, before anything is written, when ``path`` cannot become a run folder."""
+    if path.exists() and not path.is_dir():
+        raise GenzooError(f"{path}: exists and is not a folder (choose another --out)")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise GenzooError(f"{path}: {parent} is a file, so no folder can be made below it")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise GenzooError(f"{path}: {parent} is not writable")
+    try:
+        probe = Path(tempfile.mkdtemp(prefix=".genzoo-probe-", dir=parent))
+        probe.rmdir()
+    except OSError as e:
+        raise GenzooError(f"{path}: cannot write in {parent} ({e.strerror or e})") from None
 
 
 def build_model(description, device="cpu") -> Family:

@@ -59,8 +59,16 @@ class TrainConfig:
                                     # checkpoints, so that the run folder can be moved alone
 
     def validate(self):
-        if self.steps < 0:
-            raise ValueError(f"steps must be >= 0, got {self.steps}")
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.epochs is not None and self.epochs <= 0:
+            raise ValueError(f"epochs must be > 0, got {self.epochs}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if self.keep_checkpoints < 1:
+            raise ValueError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
+        if self.sample_n < 1 or self.eval_batches < 1:
+            raise ValueError("sample_n and eval_batches must be >= 1")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.lr_schedule not in ("constant", "cosine", "linear"):
@@ -187,7 +195,7 @@ class Trainer:
 
     def __init__(self, model: Family, data: TensorDataset, config: TrainConfig,
                  run=None, held_out: TensorDataset | None = None, description: dict | None = None,
-                 writer=None):
+                 writer=None, log=print):
         self.cfg = config
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
@@ -198,6 +206,7 @@ class Trainer:
         self.held_out = held_out.to(self.device) if held_out is not None else None
         self.run = run
         self.writer = writer
+        self.log = log
         self.description = description or {}
         self.total = config.total_steps(len(data))
         self.objectives = model.objectives()
@@ -226,8 +235,23 @@ class Trainer:
         if config.compile:
             compile_networks(model)
         if run is not None and run.latest_checkpoint() is not None:
-            self.load(run.latest_checkpoint())
-            run.truncate_metrics(self.step)
+            self._resume(run)
+
+    def _resume(self, run) -> None:
+        """Continue from the newest checkpoint that reads whole; a damaged newer one (a disk
+        that filled up, a copy cut short) is named, and the older one is used."""
+        damaged = []
+        for path in reversed(ckpt.listing(run.path / "checkpoints")):
+            try:
+                self.load(path)
+                break
+            except GenzooError as e:
+                damaged.append(str(e))
+        else:
+            raise GenzooError(f"{damaged[0]}; no older checkpoint reads either: start a new run")
+        for message in damaged:
+            self.log(f"warning: {message}; resuming from the older {path.name}")
+        run.truncate_metrics(self.step)
 
     # -- one step --------------------------------------------------------------------------
     def _autocast(self):
@@ -404,7 +428,13 @@ class Trainer:
     def save(self) -> None:
         tensors, desc = self.state()
         folder = self.run.path / "checkpoints"
-        ckpt.save(folder / ckpt.name_for(self.step), tensors, desc)
+        previous = self.run.latest_checkpoint()
+        try:
+            ckpt.save(folder / ckpt.name_for(self.step), tensors, desc)
+        except OSError as e:
+            kept = f"the previous checkpoint {previous.name} is intact" if previous else "no checkpoint was kept"
+            raise GenzooError(f"{folder}: could not write the checkpoint of step {self.step} "
+                              f"({e.strerror or e}); {kept}") from None
         for old in ckpt.listing(folder)[:-self.cfg.keep_checkpoints]:
             old.unlink(missing_ok=True)
             old.with_suffix(".json").unlink(missing_ok=True)
