@@ -17,7 +17,7 @@ import torch
 
 from benchmarks.harness import machine, markdown
 from genzoo.cli import main as genzoo
-from genzoo.evaluation.likelihood import bits_per_dim, dequantize
+from genzoo.nn.likelihood import bits_per_dim, dequantize
 from genzoo.training.launch import load_data
 from genzoo.training.run import RunDir, load_model
 

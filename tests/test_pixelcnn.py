@@ -10,9 +10,9 @@ import torch
 
 from genzoo.cli import main
 from genzoo.errors import GenzooError
-from genzoo.evaluation.likelihood import bits_per_dim
 from genzoo.models.base import DataInfo
 from genzoo.models.pixelcnn import PixelCNN, PixelCNNConfig, quantize
+from genzoo.nn.likelihood import bits_per_dim
 from genzoo.nn.masked import MaskedConv2d, causal_mask
 from genzoo.training import TrainConfig, Trainer
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from genzoo.errors import GenzooError
-from genzoo.evaluation.likelihood import bits_per_dim
 from genzoo.models.base import DataInfo
 from genzoo.models.pixelcnn_mix import PixelCNNMix, PixelCNNMixConfig
 from genzoo.nn import logistic_mixture as dmol
+from genzoo.nn.likelihood import bits_per_dim
 from genzoo.training import TrainConfig, Trainer
 
 TINY = dict(filters=8, resnet_blocks=1, hierarchies=2, mixtures=3, dropout=0.0)

@@ -12,12 +12,12 @@ from sklearn.datasets import make_moons
 from genzoo import config as C
 from genzoo.data.dataset import TensorDataset
 from genzoo.errors import GenzooError
-from genzoo.evaluation.likelihood import bits_per_dim
 from genzoo.models.base import DataInfo
 from genzoo.models.realnvp import RealNVP, RealNVPConfig
 from genzoo.viz.samples import save_samples
 from genzoo.nn.coupling import (alternating_mask, channel_mask, checkerboard_mask, squeeze,
                                 unsqueeze)
+from genzoo.nn.likelihood import bits_per_dim
 from genzoo.training import TrainConfig, Trainer
 from genzoo.training.run import RunDir
 

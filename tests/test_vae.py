@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from genzoo.evaluation.likelihood import bits_per_dim, dequantize
 from genzoo.models.autoencoder import Autoencoder, AutoencoderConfig
 from genzoo.models.base import DataInfo
 from genzoo.models.vae import (VAE, VAEConfig, continuous_bernoulli_log_norm,
                                continuous_bernoulli_mean, kl_standard_normal)
+from genzoo.nn.likelihood import bits_per_dim, dequantize
 from genzoo.training import TrainConfig, Trainer
 
 GREY = DataInfo("image", (1, 16, 16))

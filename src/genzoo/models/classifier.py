@@ -63,7 +63,7 @@ def cnn(shape, cfg: ClassifierConfig, classes: int) -> tuple[nn.Sequential, nn.S
 
 @register("classifier", config=ClassifierConfig, taxonomy="discriminative", modality="image",
           summary="MLP or CNN image classifier (ch. 2); its penultimate layer is a metric space",
-          showcase="genzoo.models.classifier:showcase")
+          showcase="genzoo.viz.classifier:showcase")
 class Classifier(Family):
     # 10 epochs of batch 32 in the book; a step budget here (sampling grids make no sense)
     train_defaults = {"batch_size": 32, "steps": 3000, "sample_every": 0, "eval_every": 250,
@@ -131,25 +131,3 @@ def accuracy(model: Classifier, data, batch_size: int = 500) -> tuple[float, tor
         confusion += torch.bincount(b["y"].cpu() * k + pred, minlength=k * k).view(k, k)
     return float(confusion.diag().sum() / confusion.sum()), confusion
 
-
-def showcase(model, data, out, generator=None):
-    """The held-out accuracy and confusion matrix, as a picture and a JSON file."""
-    import json
-    from pathlib import Path
-
-    from genzoo.viz.plots import plt, save_figure
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    acc, conf = accuracy(model, data)
-    names = data.class_names or [str(i) for i in range(len(conf))]
-    (out / "accuracy.json").write_text(json.dumps({"accuracy": acc, "items": len(data),
-                                                   "confusion": conf.tolist(), "classes": names}))
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
-    ax.imshow(conf.numpy(), cmap="Blues")
-    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
-    ax.set_yticks(range(len(names)), names, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"accuracy {acc:.3f} on {len(data)} held-out items")
-    save_figure(fig, out / "confusion.png")
-    return [out / "confusion.png", out / "accuracy.json"]

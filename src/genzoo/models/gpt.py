@@ -19,8 +19,8 @@ from torch import nn
 
 from genzoo.errors import GenzooError
 from genzoo.models.base import Objective
+from genzoo.models.next_token import NextTokenModel
 from genzoo.nn.attention import KVCache, MultiHeadAttention
-from genzoo.nn.sampling import NextTokenModel
 from genzoo.registry import register
 
 

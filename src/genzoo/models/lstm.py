@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from genzoo.models.base import Objective
-from genzoo.nn.sampling import NextTokenModel
+from genzoo.models.next_token import NextTokenModel
 from genzoo.registry import register
 
 

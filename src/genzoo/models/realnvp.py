@@ -28,11 +28,11 @@ import torch
 from torch import Tensor, nn
 
 from genzoo.errors import GenzooError
-from genzoo.evaluation.likelihood import bits_per_dim, dequantize
 from genzoo.models.base import DataInfo, Family, Objective
 from genzoo.nn.coupling import (AffineCoupling, ConvScaleTranslate, FlowSequence,
                                 MLPScaleTranslate, alternating_mask, channel_mask,
                                 checkerboard_mask, squeeze, unsqueeze)
+from genzoo.nn.likelihood import bits_per_dim, dequantize
 from genzoo.registry import register
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from genzoo.evaluation.likelihood import bits_per_dim, dequantize
 from genzoo.models.autoencoder import AutoencoderConfig, ConvLatentModel
+from genzoo.nn.likelihood import bits_per_dim, dequantize
 from genzoo.registry import register
 
 
