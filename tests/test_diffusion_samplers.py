@@ -140,8 +140,13 @@ def test_genzoo_sample_takes_every_sampler(image_npz, tmp_path, capsys):
         x = np.load(out.with_suffix(".npz"))["x"]
         assert x.shape == (3, 16, 16, 1) and x.dtype == np.uint8
     capsys.readouterr()
-    assert main(["sample", str(run), "--sampler", "euler", "-n", "1", "--out", str(tmp_path / "e")]) == 2
-    assert "unknown sampler 'euler'" in capsys.readouterr().err
+    for flag, value, message in (("--sampler", "euler", "--sampler 'euler': not one of ddpm, ddim, dpm++2m"),
+                                 ("--steps", "ten", "--steps 'ten': not an integer"),
+                                 ("--label", "9", "--label '9': not a class of this run")):
+        assert main(["sample", str(run), flag, value, "-n", "1", "--out", str(tmp_path / "e")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err       # one line, before any sampling
+    assert not (tmp_path / "e.png").exists()
     with pytest.raises(SystemExit):
         main(["sample", "--help"])
     assert "dpm++2m" in capsys.readouterr().out

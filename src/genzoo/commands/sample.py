@@ -1,24 +1,36 @@
 HELP = "draw samples from a trained run"
 DESCRIPTION = """Draw samples from a trained run (its EMA weights when it kept them).
 
-Images: FILE.png (a grid) and FILE.npz (x: uint8 N,H,W,C). Family options (a family that does
-not take one says so): --label, --prompt, --max-tokens, --temperature, --top-k, --top-p,
---sampler, --steps, --eta, --guidance."""
+Images: FILE.png (a grid) and FILE.npz (x: uint8 N,H,W,C). The options after --no-ema are the
+families' own: each family declares the keywords its sampler takes, and the help of each
+option names the families that take it; an option the run's family does not take is refused."""
 
-# flag -> keyword of Family.sample
-CONDITIONS = {"label": str, "prompt": str, "max_tokens": int, "temperature": float,
-              "top_k": int, "top_p": float, "sampler": str, "steps": int, "eta": float,
-              "guidance": float}
+OWN = ("run_dir", "n", "out", "seed", "device", "no_ema")     # the command's own settings
+_METAVAR = {int: "N", float: "X", str: "TEXT", bool: "yes|no"}
 
 
-def _sampler_help() -> str | None:
-    """--sampler's help: the registered diffusion samplers (None if there are none)."""
-    try:
-        from genzoo.models.diffusion.samplers import SAMPLERS
-    except ImportError:
-        return None
-    return "diffusion sampler: " + "; ".join(f"{name} = {line} [{steps} steps by default]"
-                                              for name, (_, steps, line) in SAMPLERS.items())
+def declared() -> dict:
+    """Every registered family's sample options: name -> [(family, SampleOption)]."""
+    from genzoo import registry
+    options: dict = {}
+    for family, entry in registry.families().items():
+        for o in entry.cls.sample_options:
+            options.setdefault(o.name, []).append((family, o))
+    return options
+
+
+def _help(declarations) -> str:
+    """'fam1, fam2: their help; fam3: its help', grouping families that say the same."""
+    by_text: dict[str, list[str]] = {}
+    for family, o in declarations:
+        text = o.help + (f" [default {o.default}]" if o.default is not None else "")
+        by_text.setdefault(text, []).append(family)
+    return "; ".join(f"{', '.join(fams)}: {text}" if text else ", ".join(fams)
+                     for text, fams in by_text.items()).replace("%", "%%")
+
+
+def _dest(name: str) -> str:
+    return "option:" + name
 
 
 def add_arguments(p):
@@ -28,24 +40,20 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-ema", action="store_true", help="use the raw, not the averaged, weights")
-    for name, tp in CONDITIONS.items():
-        p.add_argument("--" + name.replace("_", "-"), type=tp, dest=name,
-                       help=_sampler_help() if name == "sampler" else None)
-
-
-def label_index(label: str, class_names: list[str] | None, num_classes: int) -> int:
-    from genzoo.errors import GenzooError
-    if class_names and label in class_names:
-        return class_names.index(label)
-    if label.lstrip("-").isdigit() and 0 <= int(label) < max(num_classes, 1):
-        return int(label)
-    raise GenzooError(f"--label {label!r}: not a class of this run "
-                      f"({', '.join(class_names or map(str, range(num_classes))) or 'it has none'})")
+    for name, declarations in declared().items():
+        if name in OWN:
+            raise ValueError(f"{declarations[0][0]} declares the sample option {name!r}, a "
+                             "setting of `genzoo sample` itself; rename it")
+        o = declarations[0][1]
+        kinds = {(d.type, d.choices) for _, d in declarations}
+        metavar = ("{" + ",".join(map(str, o.choices)) + "}" if o.choices else _METAVAR[o.type]) \
+            if len(kinds) == 1 else "VALUE"
+        if o.kind == "label":
+            metavar = "CLASS"
+        p.add_argument(o.flag, dest=_dest(name), metavar=metavar, help=_help(declarations))
 
 
 def run(args) -> int:
-    import inspect
-
     import torch
 
     from genzoo.errors import GenzooError
@@ -55,16 +63,18 @@ def run(args) -> int:
 
     if args.n < 1:
         raise GenzooError(f"-n {args.n}: must be at least 1")
+    given = {k.split(":", 1)[1]: v for k, v in vars(args).items()
+             if k.startswith("option:") and v is not None}
     device = resolve_device(args.device)
     model, desc = load_model(args.run_dir, device, ema=not args.no_ema)
-    conditions = {k: getattr(args, k) for k in CONDITIONS if getattr(args, k) is not None}
-    if "label" in conditions:
-        conditions["label"] = label_index(conditions["label"], model.data.class_names,
-                                          model.data.num_classes)
-    accepted = inspect.signature(model.sample).parameters
-    for k in conditions:
-        if k not in accepted:
-            raise GenzooError(f"{model.family_name} does not take --{k.replace('_', '-')}")
+    mine = {o.name: o for o in type(model).sample_options}
+    conditions = {}
+    for name, text in given.items():
+        if name not in mine:
+            takes = ", ".join(o.flag for o in mine.values()) or "no sample options"
+            raise GenzooError(f"{model.family_name} does not take --{name.replace('_', '-')} "
+                              f"(it takes {takes})")
+        conditions[name] = mine[name].parse(text, model.data)
     g = torch.Generator(device).manual_seed(args.seed)
     with torch.no_grad():
         x = model.sample(args.n, generator=g, **conditions)

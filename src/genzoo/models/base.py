@@ -13,6 +13,8 @@ from typing import Any, Callable, ClassVar, Iterable
 import torch
 from torch import Tensor, nn
 
+from genzoo.errors import GenzooError
+
 
 @dataclass
 class FieldInfo:
@@ -75,6 +77,42 @@ class SampleOption:
     choices: tuple | None = None        # the allowed values, where there is a closed set
     kind: str = ""                      # a hint for user interfaces: "label", "prompt", ...
 
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def parse(self, text: str, data: DataInfo) -> Any:
+        """A value typed by a user (command line, form) -> the keyword's value, checked against
+        ``type`` and ``choices``. An option of kind "label" also takes a class name of ``data``."""
+        if self.kind == "label":
+            names = data.class_names or []
+            if text in names:
+                return names.index(text)
+            if text.lstrip("-").isdigit() and 0 <= int(text) < data.num_classes:
+                return int(text)
+            known = ", ".join(names or map(str, range(data.num_classes))) or "it has none"
+            raise GenzooError(f"{self.flag} {text!r}: not a class of this run ({known})")
+        try:
+            value = _PARSERS[self.type](text)
+        except (KeyError, ValueError):
+            raise GenzooError(f"{self.flag} {text!r}: not {_TYPE_NAMES.get(self.type, self.type)}") \
+                from None
+        if self.choices is not None and value not in self.choices:
+            raise GenzooError(f"{self.flag} {text!r}: not one of {', '.join(map(str, self.choices))}")
+        return value
+
+
+def _boolean(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+_PARSERS = {int: int, float: float, str: str, bool: _boolean}
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "text", bool: "yes or no"}
+
 
 @dataclass(frozen=True)
 class Likelihood:
@@ -96,6 +134,13 @@ class Likelihood:
         kind = "" if self.exact else " (bound)"
         over = f" over {self.levels} levels" if self.levels else ""
         return f"{self.unit}{over}{kind}"
+
+    def to_dict(self) -> dict:
+        return {"value": self.value, "unit": self.unit, "levels": self.levels, "exact": self.exact}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Likelihood":
+        return cls(float(d["value"]), d["unit"], int(d.get("levels", 0)), bool(d.get("exact", True)))
 
 
 LossFn = Callable[[dict[str, Tensor]], dict[str, Tensor]]
@@ -195,6 +240,12 @@ class Family(nn.Module):
     def sample(self, n: int, generator: torch.Generator | None = None, **conditions) -> Any:
         """``n`` new items in the data's own representation (images: float in [0, 1])."""
         raise NotImplementedError
+
+    def likelihood(self, held_out: dict[str, float]) -> Likelihood | None:
+        """The family's likelihood of held-out data as a typed value, read from the means of
+        its :meth:`evaluate` scalars over the held-out set; None where the mathematics has none
+        (GANs, energy-based models) or it is not computed."""
+        return None
 
     def train(self, mode: bool = True):
         """Components stay in eval mode (frozen batch-norm statistics, no dropout)."""

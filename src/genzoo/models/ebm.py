@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from genzoo.errors import GenzooError
-from genzoo.models.base import DataInfo, Family, Objective
+from genzoo.models.base import DataInfo, Family, Objective, SampleOption
 from genzoo.nn.langevin import langevin
 from genzoo.registry import register
 
@@ -72,6 +72,9 @@ class EnergyNet(nn.Module):
           showcase="genzoo.viz.ebm:showcase")
 class EBM(Family):
     train_defaults = {"batch_size": 128, "steps": 3000, "sample_every": 500}
+    sample_options = (
+        SampleOption("steps", int, None, "Langevin steps of each chain (default: the config's "
+                     "sample_steps)"),)
 
     def __init__(self, config: EBMConfig, data: DataInfo):
         super().__init__(config, data)

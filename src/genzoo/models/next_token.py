@@ -16,13 +16,22 @@ from torch import Tensor
 
 from genzoo.data import tokenizers as tk
 from genzoo.errors import GenzooError
-from genzoo.models.base import Family
+from genzoo.models.base import Family, Likelihood, SampleOption
 from genzoo.nn.sampling import check_sampling, filter_logits, generate
 
 
 class NextTokenModel(Family):
     """A text family: subclasses give ``logits(idx)`` (B, T) -> (B, T, V) for training and
     ``step`` (see :data:`Step`) for generation; the loss, sampling and prompts live here."""
+
+    sample_options = (
+        SampleOption("prompt", str, None, "text the samples continue", kind="prompt"),
+        SampleOption("max_tokens", int, 200, "most new tokens per sample"),
+        SampleOption("temperature", float, 1.0, "divides the logits (< 1 sharper, 0 greedy)"),
+        SampleOption("top_k", int, None, "draw from the k likeliest next tokens only"),
+        SampleOption("top_p", float, None, "draw from the likeliest next tokens whose "
+                     "probabilities add up to p (nucleus sampling)"),
+    )
 
     def __init__(self, config, data):
         super().__init__(config, data)
@@ -50,6 +59,11 @@ class NextTokenModel(Family):
         if self.tokenizer.kind != "char":
             out["perplexity"] = out["loss"].exp()
         return out
+
+    def likelihood(self, held_out):
+        """Exact bits per token (per character for a character model) over the vocabulary."""
+        unit = "bits/char" if self.tokenizer.kind == "char" else "bits/token"
+        return Likelihood(held_out["loss"] / math.log(2), unit, self.V, exact=True)
 
     # -- sampling -------------------------------------------------------------------------
     def prompt_ids(self, prompt: str | None) -> list[int]:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.errors import GenzooError
-from genzoo.models.base import DataInfo, Family, Objective
+from genzoo.models.base import DataInfo, Family, Likelihood, Objective, SampleOption
 from genzoo.nn.masked import MaskedConv2d
 from genzoo.registry import register
 
@@ -74,6 +74,9 @@ def quantize(x: torch.Tensor, levels: int) -> torch.Tensor:
           showcase="genzoo.viz.pixelcnn:showcase")
 class PixelCNN(Family):
     train_defaults = {"batch_size": 128, "steps": 3000, "sample_n": 16}
+    sample_options = (
+        SampleOption("temperature", float, 1.0, "divides the logits of every pixel value "
+                     "(< 1: sharper)"),)
 
     def __init__(self, config: PixelCNNConfig, data: DataInfo):
         super().__init__(config, data)
@@ -119,6 +122,10 @@ class PixelCNN(Family):
         """Held-out negative log-likelihood; ``bpd`` is in bits per dimension of the
         K-level quantised images (log2 K at most), exact."""
         return self.loss(batch)
+
+    def likelihood(self, held_out):
+        """Exact bits/dim over the K levels: not comparable with 256-level numbers."""
+        return Likelihood(held_out["bpd"], "bits/dim", self.config.levels, exact=True)
 
     # -- sampling ------------------------------------------------------------------------
     def window_logits(self, k: torch.Tensor, i: int, j: int) -> torch.Tensor:

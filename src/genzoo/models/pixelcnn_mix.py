@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.errors import GenzooError
-from genzoo.models.base import DataInfo, Family, Objective
+from genzoo.models.base import DataInfo, Family, Likelihood, Objective, SampleOption
 from genzoo.nn import logistic_mixture as dmol
 from genzoo.nn.masked import (DownRightShiftedConv2d, DownRightShiftedConvTranspose2d,
                               DownShiftedConv2d, DownShiftedConvTranspose2d, down_shift,
@@ -80,6 +80,9 @@ class GatedResnet(nn.Module):
           showcase="genzoo.viz.pixelcnn:showcase")
 class PixelCNNMix(Family):
     train_defaults = {"batch_size": 128, "steps": 2000, "sample_n": 16}
+    sample_options = (
+        SampleOption("temperature", float, 1.0, "sharpens the choice of mixture component and "
+                     "narrows each logistic (< 1)"),)
 
     def __init__(self, config: PixelCNNMixConfig, data: DataInfo):
         super().__init__(config, data)
@@ -185,6 +188,9 @@ class PixelCNNMix(Family):
     def evaluate(self, batch):
         """Held-out negative log-likelihood; ``bpd`` in bits per dimension over 256 levels."""
         return self.loss(batch)
+
+    def likelihood(self, held_out):
+        return Likelihood(held_out["bpd"], "bits/dim", 256, exact=True)
 
     # -- sampling ------------------------------------------------------------------------
     @torch.no_grad()

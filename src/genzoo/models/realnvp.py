@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from genzoo.errors import GenzooError
-from genzoo.models.base import DataInfo, Family, Objective
+from genzoo.models.base import DataInfo, Family, Likelihood, Objective, SampleOption
 from genzoo.nn.coupling import (AffineCoupling, ConvScaleTranslate, FlowSequence,
                                 MLPScaleTranslate, alternating_mask, channel_mask,
                                 checkerboard_mask, squeeze, unsqueeze)
@@ -161,6 +161,9 @@ PRESETS = {
 class RealNVP(Family):
     train_defaults = {"batch_size": 64, "steps": 5000, "eval_every": 250}
     presets = PRESETS
+    sample_options = (
+        SampleOption("temperature", float, 1.0, "scales the prior's standard deviation (< 1: "
+                     "more typical samples)"),)
 
     def __init__(self, config: RealNVPConfig, data: DataInfo):
         super().__init__(config, data)
@@ -224,6 +227,13 @@ class RealNVP(Family):
 
     def evaluate(self, batch: dict) -> dict:
         return self.loss(batch)     # held-out bpd (images) or NLL in nats (points)
+
+    def likelihood(self, held_out):
+        """Images: bits/dim of the density of dequantised 8-bit images, a bound on the discrete
+        likelihood (Theis et al. 2016); points: the exact NLL in nats per point."""
+        if self.is_image:
+            return Likelihood(held_out["bpd"], "bits/dim", 256, exact=False)
+        return Likelihood(held_out["nll"], "nats", 0, exact=True)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None,

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from genzoo.models.autoencoder import AutoencoderConfig, ConvLatentModel
+from genzoo.models.base import Likelihood
 from genzoo.nn.likelihood import bits_per_dim, dequantize
 from genzoo.registry import register
 
@@ -155,6 +156,10 @@ class VAE(ConvLatentModel):
         out = self.loss({"x": x})
         out["elbo_bpd"] = bits_per_dim(self.elbo(x), x[0].numel()).mean()
         return out
+
+    def likelihood(self, held_out):
+        """-ELBO of dequantised 8-bit images in bits/dim: a bound on the negative log-likelihood."""
+        return Likelihood(held_out["elbo_bpd"], "bits/dim", 256, exact=False)
 
     @torch.no_grad()
     def sample(self, n, generator=None):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from genzoo.errors import GenzooError
-from genzoo.models.base import DataInfo, Family, Objective
+from genzoo.models.base import DataInfo, Family, Objective, SampleOption
 from genzoo.models.diffusion import guidance as G
 from genzoo.models.diffusion.samplers import SAMPLERS
 from genzoo.models.diffusion.schedules import SCHEDULES, Schedule
@@ -98,6 +98,17 @@ class Diffusion(Family):
     train_defaults = {"ema_decay": 0.999, "batch_size": 64, "steps": 10000, "grad_clip": 1.0,
                       "sample_every": 1000, "sample_n": 16, "checkpoint_every": 1000}
     presets = PRESETS
+    sample_options = (
+        SampleOption("sampler", str, None, "diffusion sampler (default: the config's): " + "; ".join(
+            f"{name} = {line} [{steps} steps]" for name, (_, steps, line) in SAMPLERS.items()),
+            choices=tuple(SAMPLERS)),
+        SampleOption("steps", int, None, "denoising steps (default: the sampler's)"),
+        SampleOption("eta", float, None, "DDIM noise: 0 deterministic, 1 like DDPM"),
+        SampleOption("guidance", float, None, "classifier-free guidance w: 0 unconditional, "
+                     "1 conditional, > 1 sharper"),
+        SampleOption("label", int, None, "class of every sample, a name or an index (a "
+                     "conditional model; default: drawn at random)", kind="label"),
+    )
 
     def __init__(self, config: DiffusionConfig, data: DataInfo):
         super().__init__(config, data)

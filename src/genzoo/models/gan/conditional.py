@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from genzoo.errors import GenzooError
-from genzoo.models.base import DataInfo
+from genzoo.models.base import DataInfo, SampleOption
 from genzoo.models.gan.wgan_gp import PRESETS, WGANGP, WGANGPConfig
 from genzoo.registry import register
 
@@ -30,6 +30,9 @@ class CGANConfig(WGANGPConfig):
           showcase="genzoo.viz.gan:showcase")
 class ConditionalGAN(WGANGP):
     presets = PRESETS
+    sample_options = (
+        SampleOption("label", int, None, "class of every sample, a name or an index (default: "
+                     "cycle through the classes)", kind="label"),)
 
     def __init__(self, config: CGANConfig, data: DataInfo):
         if data.num_classes < 2:
