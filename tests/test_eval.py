@@ -9,7 +9,8 @@ from genzoo.cli import main
 from genzoo.errors import GenzooError
 from genzoo.evaluation import cache, features as Fe, text as T
 from genzoo.evaluation.novelty import novelty
-from genzoo.evaluation.run_eval import evaluate_run, to_shape
+from genzoo.evaluation.modalities import to_shape
+from genzoo.evaluation.run_eval import evaluate_run
 from genzoo.models.base import DataInfo
 from genzoo.models.classifier import Classifier, ClassifierConfig, accuracy
 from genzoo.training.trainer import TrainConfig, Trainer
@@ -140,6 +141,10 @@ def test_genzoo_eval_end_to_end(image_npz, capsys):
     m = r1["metrics"]
     assert m["fd"] > 0 and 0 <= m["precision"] <= 1 and 0 <= m["recall"] <= 1
     assert r1["held_out"]["elbo_bpd"] > 0 and r1["seconds_per_sample"] > 0
+    assert r1["likelihood"] == {"value": r1["held_out"]["elbo_bpd"], "unit": "bits/dim",
+                                "levels": 256, "exact": False}
+    assert "held-out bits/dim over 256 levels (bound)" not in out        # the head has no flag
+    assert "held-out bits/dim over 256 levels" in out and "(bound)" in out
     assert r1["n_samples"] == 40 and r1["reference"]["items"] == 10
     assert not r1["novelty"]["memorising"] or r1["novelty"]["close_fraction"] > 0.2
     r2 = evaluate_run("vae", n=40, features="pixels", write=False)
@@ -184,6 +189,9 @@ def test_genzoo_eval_of_a_text_run(tmp_path, capsys):
     for n in (2, 3, 4):
         assert 0 <= r["metrics"][f"novelty_{n}"] <= 1 and 0 <= r["metrics"][f"repetition_{n}"] <= 1
     assert any(k.startswith("bits_per") for k in r["held_out"])
+    lk = r["likelihood"]
+    assert lk["unit"] == "bits/token" and lk["exact"] and lk["levels"] > 10     # the vocabulary
+    assert "new 3-grams" in out and "repeated 3-grams" in out
 
 
 def test_eval_flags_a_run_that_returns_its_training_images(image_npz, monkeypatch):

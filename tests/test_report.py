@@ -3,14 +3,16 @@ opens from disk without errors, showing every family's row and pictures."""
 import json
 import shutil
 import tempfile
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from genzoo.cli import main
-from genzoo.commands.compare import markdown, parse_budget
+from genzoo.commands.compare import parse_budget
 from genzoo.errors import GenzooError
 from genzoo.viz.report import render
+from genzoo.viz.results import markdown
 
 from conftest import TINY_AE
 
@@ -55,14 +57,17 @@ def test_budget_parsing_and_errors(capsys):
     assert "unknown family" in capsys.readouterr().err
 
 
-def _result(family, fid=False):
+def _result(family, fid=False, likelihood=(3.5, "bits/dim", 256, True)):
+    value, unit, levels, exact = likelihood
     return {"run": "nowhere", "family": family, "taxonomy": "implicit", "parameters": 1234,
+            "modality": "image",
             "steps": 10, "training_seconds": 5.0, "seconds_per_sample": 0.002, "n_samples": 10,
             "reference": {"source": "ref", "items": 10}, "notes": [],
             "features": {"name": "InceptionV3" if fid else "pixels", "is_fid": fid},
             "metrics": {"fid" if fid else "fd": 12.5, "kid": 0.01, "kid_std": 0.001,
                         "precision": 0.5, "recall": 0.25},
-            "held_out": {"bpd": 3.5}, "novelty": {"close_fraction": 0.9, "q": 0.05, "memorising": True}}
+            "held_out": {"bpd": value}, "novelty": {"close_fraction": 0.9, "q": 0.05, "memorising": True},
+            "likelihood": {"value": value, "unit": unit, "levels": levels, "exact": exact}}
 
 
 def test_page_names_its_space_and_flags_memorising():
@@ -72,7 +77,9 @@ def test_page_names_its_space_and_flags_memorising():
     mixed = render([_result("a", fid=True), _result("b")])
     assert ">FD</th>" in mixed and ">FID</th>" not in mixed
     assert "| FD |" in markdown([_result("a", fid=True), _result("b")])
-    assert "3.5 (bpd)" in markdown([_result("a")]) and "MEMORISING" in markdown([_result("a")])
+    table = markdown([_result("a")])
+    assert "| held-out bits/dim over 256 levels |" in table and "| 3.5 |" in table
+    assert "MEMORISING" in table
 
 
 def test_single_run_report(image_npz, capsys):
@@ -135,3 +142,65 @@ def test_per_family_settings_reach_only_their_family():
         ["latent_dim=4", "beta=2", "train.batch_size=8", "data.holdout=5"]
     assert _overrides_for("autoencoder", registry.get("autoencoder"), sets) == \
         ["latent_dim=4", "train.batch_size=8", "data.holdout=5"]
+
+
+class _Table(HTMLParser):
+    """The heads and the rows of cell texts of the report's results table."""
+
+    def __init__(self, page: str):
+        super().__init__()
+        self.heads, self.rows, self._cell = [], [], None
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr" and dict(attrs).get("class") == "family":
+            self.rows.append([])
+        elif tag in ("th", "td"):
+            self._cell = ""
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+    def handle_endtag(self, tag):
+        if tag == "th":
+            self.heads.append(self._cell)
+        elif tag == "td":
+            self.rows[-1].append(self._cell)
+        if tag in ("th", "td"):
+            self._cell = None
+
+    def column(self, head: str) -> list[str]:
+        return [row[self.heads.index(head)] for row in self.rows]
+
+
+def test_only_comparable_likelihoods_share_a_column():
+    results = [_result("pixelcnn", likelihood=(1.25, "bits/dim", 4, True)),
+               _result("pixelcnn_mix", likelihood=(3.5, "bits/dim", 256, True)),
+               _result("vae", likelihood=(4.75, "bits/dim", 256, False)),
+               _result("gan", likelihood=(0, "", 0, True))]
+    results[-1]["likelihood"] = None                 # a GAN has none
+    table = _Table(render(results))
+    four, eight = "held-out bits/dim over 4 levels", "held-out bits/dim over 256 levels"
+    assert table.column(four) == ["1.25", "–", "–", "–"]
+    assert table.column(eight) == ["–", "3.5", "4.75 (bound)", "–"]
+    assert len([h for h in table.heads if "bits/dim" in h]) == 2
+    md = markdown(results)
+    assert f"| {four} | {eight} |" in md and "| 1.25 | – |" in md and "| – | 4.75 (bound) |" in md
+
+
+def test_compare_keeps_a_4_level_pixelcnn_apart_from_256_level_likelihoods(image_npz, capsys):
+    assert main(["compare", "pixelcnn", "vae", "--data", str(image_npz), "--budget", "2",
+                 "--out", "cmp", "-n", "8", "--features", "pixels", "--no-progress", *TINY_AE,
+                 "--set", "pixelcnn.filters=8", "--set", "pixelcnn.residual_blocks=1",
+                 "--set", "pixelcnn.image_size=8"]) == 0
+    pixelcnn, vae = json.loads(Path("cmp/results.json").read_text())
+    assert pixelcnn["likelihood"]["levels"] == 4 and pixelcnn["likelihood"]["exact"]
+    assert vae["likelihood"]["levels"] == 256 and not vae["likelihood"]["exact"]
+    assert pixelcnn["likelihood"]["value"] == pytest.approx(pixelcnn["held_out"]["bpd"])
+    table = _Table(Path("cmp/report.html").read_text())
+    four = table.column("held-out bits/dim over 4 levels")
+    eight = table.column("held-out bits/dim over 256 levels")
+    assert four[1] == "–" and eight[0] == "–"
+    assert float(four[0]) == pytest.approx(pixelcnn["likelihood"]["value"], rel=1e-3)
+    assert eight[1].endswith(" (bound)")

@@ -93,29 +93,6 @@ def train_one(name: str, args, steps, minutes, log=print):
     return out
 
 
-def markdown(results: list[dict]) -> str:
-    """The comparison as a Markdown table (also what the terminal shows)."""
-    from genzoo.viz.report import _likelihood
-    dist = "FID" if all(r.get("features", {}).get("is_fid") for r in results) else "FD"
-    head = ["family", "taxonomy", "params", "steps", "train s", "ms/sample", dist, "KID",
-            "precision", "recall", "likelihood", "novelty: close"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in results:
-        m = r.get("metrics", {})
-        nov = r.get("novelty") or {}
-        cells = [r["family"], r["taxonomy"], f"{r['parameters']:,}", str(r.get("steps")),
-                 f"{r['training_seconds']:.0f}" if r.get("training_seconds") else "–",
-                 f"{r['seconds_per_sample'] * 1e3:.3g}",
-                 f"{m.get('fid', m.get('fd', float('nan'))):.4g}",
-                 f"{m['kid']:.4f} ± {m['kid_std']:.4f}" if "kid" in m else "–",
-                 f"{m['precision']:.3f}" if "precision" in m else "–",
-                 f"{m['recall']:.3f}" if "recall" in m else "–", _likelihood(r),
-                 (f"{nov['close_fraction']:.0%}" + (" MEMORISING" if nov["memorising"] else ""))
-                 if nov else "–"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def run(args) -> int:
     import json
     from pathlib import Path
@@ -123,9 +100,11 @@ def run(args) -> int:
     from genzoo import config as C
     from genzoo import data as D
     from genzoo.errors import GenzooError
+    from genzoo.evaluation import modalities
     from genzoo.evaluation.run_eval import evaluate_run
     from genzoo.training.run import RunDir
     from genzoo.viz.report import write_report
+    from genzoo.viz.results import markdown
 
     steps, minutes = parse_budget(args.budget)
     out = Path(args.out)
@@ -142,7 +121,8 @@ def run(args) -> int:
     C.apply_overrides(data_sets, [o for o in args.overrides if o.startswith("data.")], "data")
     options = C.from_dict(D.DataOptions, data_sets["data"], where="data options")
     common = D.load(spec, options)
-    reference = common.split(options.holdout) if common.modality == "image" else None
+    shared = getattr(modalities.get(common.modality), "shared_reference", False)
+    reference = common.split(options.holdout) if shared else None
     if reference is not None and reference[1] is None:
         raise GenzooError(f"{spec}: nothing held out for the reference")
     results = []

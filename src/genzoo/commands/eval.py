@@ -22,9 +22,10 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from genzoo.evaluation.run_eval import evaluate_run, table
+    from genzoo.evaluation.run_eval import evaluate_run
+    from genzoo.viz.results import text
     result = evaluate_run(args.run_dir, data=args.data, features=args.features, n=args.n,
                           seed=args.seed, device=args.device)
-    print(table(result))
+    print(text(result))
     print(f"written: {args.run_dir.rstrip('/')}/eval.json")
     return 0

@@ -19,9 +19,10 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
-    from genzoo.evaluation.run_eval import evaluate_run, table
+    from genzoo.evaluation.run_eval import evaluate_run
     from genzoo.training.run import RunDir
     from genzoo.viz.report import write_report
+    from genzoo.viz.results import text
     run = RunDir.open(args.run_dir)
     saved = run.path / "eval.json"
     if saved.is_file() and not args.again:
@@ -29,7 +30,7 @@ def run(args) -> int:
     else:
         result = evaluate_run(run.path, features=args.features, n=args.n, device=args.device)
     result["run"] = str(run.path)
-    print(table(result))
+    print(text(result))
     path = write_report([result], Path(args.out) if args.out else run.path / "report.html",
                         title=f"genzoo report: {result['family']} ({run.path.name})")
     print(f"written: {path}")

@@ -1,15 +1,15 @@
 """Evaluate a trained run the same way for every family.
 
-Draw ``n`` samples from the run's sampling (EMA) weights with a fixed seed, timing them; put
-them and real reference items in one feature space; compute the Fréchet distance, KID and
-precision/recall there; ask the family for its held-out scalars (bits per dimension, ELBO,
-loss per token) where it has them; measure novelty against the training items. The result is
-a plain dict, written as RUN/eval.json; :func:`table` prints it.
+Draw ``n`` samples from the run's sampling (EMA) weights with a fixed seed, timing them, and
+measure them against real reference items as their modality's evaluator does (images: the
+Fréchet distance, KID, precision/recall and novelty in a feature space; see
+evaluation/modalities.py); ask the family for its held-out scalars where it has them, and for
+its likelihood as a typed value (number, unit, levels, exact or bound), so that reports put
+only comparable likelihoods side by side. The result is a plain dict, written as
+RUN/eval.json; genzoo.viz.results shows it.
 
-The reference is the run's own held-out split unless another dataset is given. To compare
-families whose recipes adapt the data differently (MNIST padded to 32x32 for one, kept at
-28x28 for another), :func:`to_shape` brings samples back to the reference's shape: padding
-is cropped away, anything else is resized.
+The reference is the run's own held-out split unless another dataset is given (`genzoo
+compare` gives every run the same one where the modality allows it).
 """
 from __future__ import annotations
 
@@ -23,15 +23,12 @@ from genzoo import config as C
 from genzoo import data as D
 from genzoo import registry
 from genzoo.errors import GenzooError
-from genzoo.evaluation import frechet, novelty as N, text as T
-from genzoo.evaluation.cache import reference_features
-from genzoo.evaluation.features import Extractor, fit_shape, get_extractor
+from genzoo.evaluation import modalities
 from genzoo.models.base import Family
 from genzoo.training.run import RunDir, load_model
 from genzoo.training.trainer import resolve_device
 
 SAMPLE_BATCH = 500          # samples drawn per call of Family.sample
-NOVELTY_TRAIN_MAX = 10000   # training items searched for each sample's nearest neighbour
 
 
 def load_reference(description: dict, data: str | None = None):
@@ -91,17 +88,6 @@ def draw(model: Family, n: int, seed: int = 0) -> tuple[object, float]:
     return out, seconds / n
 
 
-def to_shape(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    """Images (N, C, H, W) in [0, 1] to ``shape``: centre-crop what padding added, else resize."""
-    x = x.float().clamp(0, 1)
-    c, h, w = shape
-    H, W = x.shape[2:]
-    if H >= h and W >= w and (H - h) <= H / 4 and (W - w) <= W / 4 and (H, W) != (h, w):
-        top, left = (H - h) // 2, (W - w) // 2
-        x = x[:, :, top:top + h, left:left + w]
-    return fit_shape(x, shape)
-
-
 @torch.no_grad()
 def held_out_scalars(model: Family, held, n: int, batch_size: int = 250, seed: int = 0) -> dict:
     """Mean of the family's ``evaluate`` scalars over up to ``n`` held-out items (fixed seed)."""
@@ -121,32 +107,6 @@ def held_out_scalars(model: Family, held, n: int, batch_size: int = 250, seed: i
     return {k: v / count for k, v in sums.items()}
 
 
-def feature_metrics(ex: Extractor, samples: torch.Tensor, reference: torch.Tensor,
-                    train: torch.Tensor | None, seed: int = 0) -> tuple[dict, dict, bool]:
-    """(metrics, novelty, reference features came from the cache) in the space of ``ex``."""
-    f_ref, cached = reference_features(reference, ex.fingerprint, lambda: ex(reference))
-    f_gen = ex(samples)
-    m = min(1000, len(f_ref), len(f_gen))
-    kid_mean, kid_std = frechet.kid(f_ref, f_gen, subsets=100, subset_size=m, seed=seed)
-    precision, recall = frechet.precision_recall(f_ref, f_gen, k=3)
-    metrics = {ex.distance_name.lower(): frechet.frechet_distance_features(f_ref, f_gen),
-               "kid": kid_mean, "kid_std": kid_std, "precision": precision, "recall": recall}
-    nov = {}
-    if train is not None:
-        f_train, _ = reference_features(train, ex.fingerprint, lambda: ex(train))
-        nov = N.novelty(f_gen, f_train, f_ref).to_dict()
-    return metrics, nov, cached
-
-
-def _texts(x, info) -> list[str]:
-    """Samples or dataset rows as strings: token-id rows are decoded (pad ids dropped)."""
-    if not isinstance(x, torch.Tensor):
-        return [str(s) for s in x]
-    from genzoo.data.tokenizers import PAD, from_dict
-    tok = from_dict(info.meta["tokenizer"])
-    return [tok.decode([i for i in row if i != PAD]) for row in x.long().cpu().tolist()]
-
-
 def _save_some(samples, model: Family, folder: Path, k: int = 64) -> str | None:
     """The first ``k`` samples as the modality's writer draws them; the picture's path in the
     run folder (a text file where the modality has no picture)."""
@@ -154,7 +114,7 @@ def _save_some(samples, model: Family, folder: Path, k: int = 64) -> str | None:
     import contextlib
     import io
     with contextlib.redirect_stdout(io.StringIO()):       # some writers also print (text)
-        files = save_samples(samples[:k], model.data, folder / "eval" / "samples")
+        files = save_samples(samples[:k], model.output_info, folder / "eval" / "samples")
     best = [f for f in files if Path(f).suffix == ".png"] or \
         [f for f in files if Path(f).suffix == ".txt"]
     return str(Path(best[0]).relative_to(folder)) if best else None
@@ -180,8 +140,9 @@ def evaluate_run(run_dir, *, data: str | None = None, features: str | None = Non
                           "in `genzoo info`; use it as --features classifier:RUN_DIR")
     train, held = reference if reference is not None else load_reference(description, data)
     t0 = time.perf_counter()
+    info = model.output_info
     result = {"run": str(run.path), "family": model.family_name, "taxonomy": entry.taxonomy,
-              "modality": model.data.modality, "parameters": model.num_parameters(),
+              "modality": info.modality, "parameters": model.num_parameters(),
               "steps": ckpt.get("step"), "data": data or description["data"]["spec"],
               "reference": {"source": held.source, "items": len(held)}, "n_samples": n,
               "training_seconds": training_seconds(run), "notes": []}
@@ -190,38 +151,17 @@ def evaluate_run(run_dir, *, data: str | None = None, features: str | None = Non
     result["sample_grid"] = _save_some(samples, model, run.path) if write else None
     result["held_out"] = held_out_scalars(model, _own_held_out(model, description, held), n)
 
-    if model.data.modality == "image":
-        ref_x = held.batch(torch.arange(len(held)))["x"]
-        shape = tuple(ref_x.shape[1:])
-        if tuple(samples.shape[1:]) != shape:
-            result["notes"].append(f"samples {tuple(samples.shape[1:])} brought to the "
-                                   f"reference's {shape}")
-            samples = to_shape(samples, shape)
-        train_x = None
-        if train is not None:
-            train_x = train.batch(torch.arange(min(len(train), NOVELTY_TRAIN_MAX)))["x"]
-        ex = get_extractor(features, shape, dev)
-        if ex.note:
-            result["notes"].append(ex.note)
-        metrics, nov, cached = feature_metrics(ex, samples.float().cpu(), ref_x, train_x, seed)
-        result["features"] = {"name": ex.name, "is_fid": ex.is_fid, "cached_reference": cached}
-        result["metrics"], result["novelty"] = metrics, nov
-    elif model.data.modality == "text":
-        words = lambda texts: [t.split() for t in texts]     # noqa: E731  (word n-grams)
-        ref = words(_texts(held.x, model.data))
-        tr = words(_texts(train.x, model.data)) if train is not None else ref
-        result["features"] = {"name": "word n-grams", "is_fid": False, "cached_reference": False}
-        result["metrics"] = T.text_statistics(words(_texts(samples, model.data)), tr, ref)
-    elif isinstance(samples, torch.Tensor) and samples.dtype.is_floating_point:
-        ref_x, train_x = held.x.float(), (train.x.float() if train is not None else None)
-        ex = Extractor(f"raw {model.data.modality} ({samples[0].numel()}-d)",
-                       lambda x: x.flatten(1), f"raw:{model.data.modality}")
-        metrics, nov, cached = feature_metrics(ex, samples.float().cpu(), ref_x, train_x, seed)
-        result["features"] = {"name": ex.name, "is_fid": False, "cached_reference": cached}
-        result["metrics"], result["novelty"] = metrics, nov
-    else:
-        result["notes"].append(f"no sample metrics for {model.data.modality} data yet")
+    lk = model.likelihood(result["held_out"]) if result["held_out"] else None
+    result["likelihood"] = lk.to_dict() if lk is not None else None
+
+    ev = modalities.get(info.modality)
+    if ev is None:
+        result["notes"].append(f"no sample metrics for {info.modality} data yet")
         result["metrics"] = {}
+    else:
+        measured = ev.measure(modalities.Samples(samples, info, held, train, features, dev, seed))
+        result["notes"] += measured.pop("notes", [])
+        result.update(measured)
     if train is None:
         result["notes"].append("training data unavailable: novelty not measured")
     result["eval_seconds"] = time.perf_counter() - t0
@@ -231,31 +171,3 @@ def evaluate_run(run_dir, *, data: str | None = None, features: str | None = Non
         tmp.replace(run.path / "eval.json")
     return result
 
-
-def table(result: dict) -> str:
-    """The result as aligned ``name  value`` lines for the terminal."""
-    rows = [("family", f"{result['family']} ({result['taxonomy']})"),
-            ("parameters", f"{result['parameters']:,}"), ("steps", result["steps"]),
-            ("reference", f"{result['reference']['source']} ({result['reference']['items']} items)"),
-            ("samples", result["n_samples"]),
-            ("time per sample", f"{result['seconds_per_sample'] * 1e3:.3g} ms")]
-    if "features" in result:
-        rows.append(("feature space", result["features"]["name"]))
-    for k, v in result.get("metrics", {}).items():
-        if k == "kid_std":
-            continue
-        text = f"{v:.4g}"
-        if k == "kid":
-            text += f" ± {result['metrics']['kid_std']:.2g}"
-        rows.append((k.upper() if k in ("fid", "fd", "kid") else k, text))
-    for k, v in result.get("held_out", {}).items():
-        rows.append((f"held-out {k}", f"{v:.4g}"))
-    nov = result.get("novelty") or {}
-    if nov:
-        rows.append(("novelty", f"{nov['close_fraction']:.1%} of samples nearer a training item "
-                     f"than {1 - nov['q']:.0%} of held-out items"
-                     + ("  MEMORISING" if nov["memorising"] else "")))
-    for note in result.get("notes", []):
-        rows.append(("note", note))
-    w = max(len(str(k)) for k, _ in rows)
-    return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)

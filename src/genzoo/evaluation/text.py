@@ -7,11 +7,16 @@
   sample (1 - distinct-n, Li et al. 2016); degenerate loops ("the the the") push it up
   (Holtzman et al. 2020). Again, held-out text shows the natural level.
 
-Sequences are lists of token ids (or characters): the statistics need no tokenizer.
+Sequences are lists of token ids (or characters): the statistics need no tokenizer. The text
+modality's evaluator (:func:`measure`) decodes samples and reference rows and counts words.
 """
 from __future__ import annotations
 
 from typing import Iterable, Sequence
+
+import torch
+
+from genzoo.evaluation.modalities import Samples, evaluator
 
 
 def ngrams(seq: Sequence, n: int) -> list[tuple]:
@@ -57,3 +62,23 @@ def text_statistics(samples: Sequence[Sequence], train: Sequence[Sequence],
         out[f"held_out_repetition_{n}"] = repetition(held_out, n)
     out["mean_length"] = sum(len(s) for s in samples) / max(1, len(samples))
     return out
+
+
+def _texts(x, info) -> list[str]:
+    """Samples or dataset rows as strings: token-id rows are decoded (pad ids dropped)."""
+    if not isinstance(x, torch.Tensor):
+        return [str(s) for s in x]
+    from genzoo.data.tokenizers import PAD, from_dict
+    tok = from_dict(info.meta["tokenizer"])
+    return [tok.decode([i for i in row if i != PAD]) for row in x.long().cpu().tolist()]
+
+
+@evaluator("text")
+def measure(s: Samples) -> dict:
+    """Word n-gram novelty and repetition of the samples, beside the held-out text's."""
+    def words(x):
+        return [t.split() for t in _texts(x, s.info)]
+    ref = words(s.reference.x)
+    train = words(s.train.x) if s.train is not None else ref
+    return {"features": {"name": "word n-grams", "is_fid": False, "cached_reference": False},
+            "metrics": text_statistics(words(s.x), train, ref)}

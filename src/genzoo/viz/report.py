@@ -1,9 +1,10 @@
 """The HTML report: one static page that opens from disk, with no server and no internet.
 
 Everything is inside the file: pictures are PNG data: URIs, the style sheet is inline, there
-is no script. One row per run in a table (family, taxonomy, parameters, training and sampling
-time, the metrics, in the feature space named above the table), then each run's samples side
-by side, its loss curves and, where the family has one, its latent plot.
+is no script. One row per run in a table (genzoo.viz.results: family, taxonomy, parameters,
+training and sampling time, the metrics of its modality in the feature space named above the
+table, one column per comparable kind of likelihood), then each run's samples side by side,
+its loss curves and, where the family has one, its latent plot.
 """
 from __future__ import annotations
 
@@ -15,9 +16,7 @@ from pathlib import Path
 
 from genzoo import __version__
 from genzoo.viz.plots import plt
-
-LIKELIHOOD_KEYS = ("bpd", "elbo_bpd", "nll", "bits_per_char", "bits_per_token", "nll_per_token",
-                   "loss_per_token")
+from genzoo.viz.results import Cell, table
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 90em; }
@@ -58,59 +57,17 @@ def loss_curve_png(records: list[dict], title: str) -> bytes | None:
     return buf.getvalue()
 
 
-def _fmt(v, spec=".4g") -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return format(v, spec)
-    return str(v)
-
-
-def _duration(seconds) -> str:
-    if seconds is None:
-        return "–"
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
-
-
-def _per_sample(seconds: float) -> str:
-    return f"{seconds:.3g} s" if seconds >= 1 else f"{seconds * 1e3:.3g} ms"
-
-
-def _likelihood(r: dict) -> str:
-    held = r.get("held_out", {})
-    for k in LIKELIHOOD_KEYS:
-        if k in held:
-            return f"{held[k]:.4g} ({k})"
-    return "–"
-
-
-def _novelty(r: dict) -> str:
-    nov = r.get("novelty") or {}
-    m = r.get("metrics", {})
-    if not nov and "novelty_3" in m:            # text: word n-grams against held-out text
-        return html.escape(f"new 3-grams {m['novelty_3']:.0%} (held-out {m['held_out_novelty_3']:.0%}), "
-                           f"repeated {m['repetition_3']:.0%} (held-out {m['held_out_repetition_3']:.0%})")
-    if not nov:
-        return "–"
-    text = f"{nov['close_fraction']:.0%} close (expect {nov['q']:.0%})"
-    if nov["memorising"]:
-        return f'<span class="flag">{text}: memorising</span>'
+def _cell(c: Cell) -> str:
+    text = html.escape(c.text)
+    if c.flag:
+        return f'<span class="flag">{text}: {html.escape(c.flag)}</span>'
     return text
 
 
-def _row(r: dict, distance: str) -> str:
-    m = r.get("metrics", {})
-    d = m.get("fid", m.get("fd"))
-    kid = f"{m['kid']:.4g} ± {m['kid_std']:.2g}" if "kid" in m else "–"
-    cells = [f'<td class="name">{html.escape(r["family"])}</td>',
-             f'<td class="name">{html.escape(r["taxonomy"])}</td>',
-             f"<td>{r['parameters']:,}</td>", f"<td>{_fmt(r.get('steps'))}</td>",
-             f"<td>{_duration(r.get('training_seconds'))}</td>",
-             f"<td>{_per_sample(r['seconds_per_sample'])}</td>",
-             f"<td>{_fmt(d)}</td>", f"<td>{kid}</td>",
-             f"<td>{_fmt(m.get('precision'), '.3f')}</td>", f"<td>{_fmt(m.get('recall'), '.3f')}</td>",
-             f"<td>{html.escape(_likelihood(r))}</td>", f"<td>{_novelty(r)}</td>"]
-    return f'<tr class="family" data-family="{html.escape(r["family"])}">' + "".join(cells) + "</tr>"
+def _row(family: str, cells: list[Cell]) -> str:
+    tds = "".join(f'<td class="name">{_cell(c)}</td>' if i < 2 else f"<td>{_cell(c)}</td>"
+                  for i, c in enumerate(cells))
+    return f'<tr class="family" data-family="{html.escape(family)}">{tds}</tr>'
 
 
 def _figure(src: str, caption: str, family: str, kind: str) -> str:
@@ -136,10 +93,8 @@ def render(results: list[dict], title: str = "genzoo report") -> str:
     from genzoo.training.run import RunDir
     spaces = sorted({r.get("features", {}).get("name", "–") for r in results})
     all_fid = all(r.get("features", {}).get("is_fid") for r in results)
-    distance = "FID" if all_fid else "FD"
     refs = sorted({f"{r['reference']['source']} ({r['reference']['items']} items)" for r in results})
-    head = ["family", "taxonomy", "parameters", "steps", "training time", "sampling time / sample",
-            distance, "KID", "precision", "recall", "likelihood (held out)", "novelty"]
+    head, rows = table(results)
     parts = [f"<h1>{html.escape(title)}</h1>",
              f"<p>Reference: {html.escape(', '.join(refs))}. Samples per run: "
              f"{', '.join(sorted({str(r['n_samples']) for r in results}))}.</p>",
@@ -155,7 +110,8 @@ def render(results: list[dict], title: str = "genzoo report") -> str:
     parts.append('<table id="results"><thead><tr>'
                  + "".join(f'<th class="{"name" if i < 2 else ""}">{html.escape(h)}</th>'
                            for i, h in enumerate(head))
-                 + "</tr></thead><tbody>" + "".join(_row(r, distance) for r in results)
+                 + "</tr></thead><tbody>"
+                 + "".join(_row(r["family"], cells) for r, cells in zip(results, rows))
                  + "</tbody></table>")
     parts.append('<h2>Samples</h2><div class="row" id="samples">'
                  + "".join(_samples_block(r) for r in results) + "</div>")
@@ -175,7 +131,9 @@ def render(results: list[dict], title: str = "genzoo report") -> str:
     parts.append(f'<p class="note">genzoo {__version__}, {time.strftime("%Y-%m-%d %H:%M")}. '
                  "Precision/recall: k-NN manifolds, k = 3 (Kynkäänniemi et al. 2019); KID: "
                  "unbiased MMD², cubic kernel, mean ± std over 100 subsets; novelty: share of "
-                 "samples nearer a training item than 95% of held-out items are.</p>")
+                 "samples nearer a training item than 95% of held-out items are; likelihoods: "
+                 "one column per unit and number of levels, a bound (an ELBO, or the density of "
+                 "dequantised data) marked as one.</p>")
     return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{html.escape(title)}</title><link rel=\"icon\" href=\"data:,\">"
             f"<style>{STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")

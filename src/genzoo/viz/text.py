@@ -1,6 +1,7 @@
 """Text samples and what a language model shows once trained.
 
-The writer for modality "text" prints the samples and writes ``STEM.txt``. The showcase
+The writer for modality "text" prints the samples and writes ``STEM.txt``; its columns in
+reports are word 3-gram novelty and repetition beside the held-out text's. The showcase
 writes samples at two temperatures, the five likeliest next tokens after a prompt at two
 temperatures (Foster's table: the lower the temperature, the more the likeliest token wins),
 and for a transformer the attention of every head over the prompt, as a picture and as an
@@ -15,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from genzoo.models.base import DataInfo
+from genzoo.viz.results import Cell, Column, columns
 from genzoo.viz.samples import writer
 
 RULE = "-" * 60
@@ -29,6 +31,22 @@ def write_texts(texts, info: DataInfo, stem: Path, quiet: bool = False, **extra)
     if not quiet:
         tqdm.write(body + RULE)      # tqdm.write keeps a running progress bar intact
     return [path]
+
+
+def _against_held_out(key: str):
+    def show(r: dict) -> Cell:
+        m = r.get("metrics", {})
+        if key not in m:
+            return Cell()
+        return Cell(f"{m[key]:.0%} (held-out {m['held_out_' + key]:.0%})")
+    return show
+
+
+@columns("text")
+def text_columns(results: list[dict]) -> list[Column]:
+    """Share of word 3-grams new to the training text, and repeated within a sample."""
+    return [Column("new 3-grams", _against_held_out("novelty_3")),
+            Column("repeated 3-grams", _against_held_out("repetition_3"))]
 
 
 def next_token_table(model, prompt: str | None, temperatures=(1.0, 0.5), k: int = 5) -> str:
