@@ -32,9 +32,6 @@ ALLOWED = {
     # Plugin discovery: families register themselves when their module is imported, and the
     # registry finds them by importing everything under genzoo.models. Permanent.
     ("genzoo.registry", "models"),
-    # TEMPORARY: the Trainer draws its sample grids with viz's writers. The training package is
-    # being rewritten and loses this import; then remove this line.
-    ("genzoo.training.trainer", "viz"),
 }
 
 
@@ -106,7 +103,7 @@ def test_packages_import_downward_only():
 
 
 def test_allowances_are_still_needed():
-    """An allowance whose import has gone must go too (the temporary one above, in time)."""
+    """An allowance whose import has gone must go too."""
     used = set()
     for path in sorted(SRC.rglob("*.py")):
         module = module_name(path)
