@@ -46,6 +46,8 @@ PRESETS = {
     # zeros of a padded border) and then give the bins around them almost nothing.
     "strong": dict(widths=[32, 64, 128], latent_dim=16, reconstruction="cb", beta=1024.0,
                    dequantize=True, lr=1e-3),
+    # A few-millisecond model for the contract test and pipeline smoke runs.
+    "tiny": dict(widths=[8, 16], latent_dim=2, image_size=8),
 }
 
 

@@ -88,6 +88,10 @@ PRESETS = {
                        weight_decay=1e-4, widths=[32, 64, 96], bottleneck=128),
     # Small enough to train in minutes on a CPU, at 32x32.
     "cpu": dict(widths=[32, 64], bottleneck=64, image_size=32, lr=1e-3),
+    # A few-millisecond U-Net for the contract test and pipeline smoke runs: one block per
+    # level, attention at the 4x4 level, a short schedule and few sampling steps.
+    "tiny": dict(widths=[8, 16], bottleneck=16, blocks=1, attention=[4], emb_dim=8,
+                 image_size=8, T=100, norm_batches=2, sample_steps=4),
 }
 
 
@@ -257,6 +261,8 @@ class Diffusion(Family):
             raise GenzooError(f"ddpm: unknown sampler {sampler!r} (samplers: {', '.join(SAMPLERS)})")
         fn, default_steps, _ = SAMPLERS[sampler]
         if not steps:     # the config's steps for its own sampler, else the sampler's default
+            if self.schedule.discrete:      # ddpm's 1000 means every step of the T grid
+                default_steps = min(default_steps, self.schedule.T)
             steps = cfg.sample_steps if sampler == cfg.sampler and cfg.sample_steps else default_steps
         if self.schedule.discrete and steps > self.schedule.T or steps < 1:
             raise GenzooError(f"ddpm: --steps {steps} must be in 1..{self.schedule.T}")
