@@ -93,11 +93,12 @@ def test_ddim_is_deterministic_and_invertible():
 
 
 # x[0, 0, 0, :4] and x.sum() for each sampler: 4 steps, seed 0, eta 0.5, labels (0, 2) guided
-# with w = 2, v-prediction under the continuous cosine schedule, on the fixed network above
+# with w = 2, v-prediction under the discrete cosine schedule (T = 1000, betas from the
+# unclamped curve, clipped at 0.999), on the fixed network above
 GOLDEN = {
-    "ddpm": ([-1.106215, -1.031732, -0.376519, 0.361872], -31.56496),
-    "ddim": ([-1.460348, -1.215006, 0.074921, 0.075736], -22.75618),
-    "dpm++2m": ([-1.096733, -0.798538, 0.647087, 0.190665], -25.35524),
+    "ddpm": ([-1.102502, -1.02856, -0.373085, 0.367487], -31.6748),
+    "ddim": ([-1.459721, -1.214324, 0.07584, 0.076282], -22.80414),
+    "dpm++2m": ([-1.089238, -0.791265, 0.64726, 0.188137], -25.56538),
 }
 
 
