@@ -149,3 +149,12 @@ def test_held_out_loss_sees_the_data_as_training_does_and_only_the_bound_is_dequ
         return not torch.equal(y, x) and (u > -1e-4).all() and (u < 1 + 1e-4).all()
     assert dequantised(seen["elbo"])
     assert dequantised(seen["loss"]) if dequantized_training else torch.equal(seen["loss"], x)
+
+
+def test_the_default_vae_is_the_books_fashion_recipe():
+    """Foster, ch. 3: convs 32/64/128 to a 2-d code, BCE x 500 + KL, Adam(5e-4), batch 100, 32x32."""
+    cfg = VAEConfig()
+    assert (cfg.widths, cfg.latent_dim, cfg.beta, cfg.reconstruction) == ((32, 64, 128), 2, 500.0, "bce")
+    assert (cfg.lr, cfg.image_size, cfg.dequantize, cfg.batch_norm) == (5e-4, 32, False, False)
+    assert VAE.train_defaults["batch_size"] == 100
+    assert AutoencoderConfig().lr == 1e-3          # the book's autoencoder: Keras' default Adam

@@ -26,6 +26,7 @@ class VAEConfig(AutoencoderConfig):
     beta: float = 500.0             # weight of the per-pixel-mean reconstruction term
     reconstruction: str = "bce"     # bce | mse | cb (continuous Bernoulli: BCE + its log-normaliser)
     dequantize: bool = False        # train on (k + u) / 256, as a density model must (see below)
+    lr: float = 5e-4                # Adam: the book's VAE (its autoencoder keeps Keras' 1e-3)
 
     def validate(self):
         super().validate()
