@@ -115,6 +115,14 @@ def test_sampler_golden_values(sampler):
     assert x.sum().item() == pytest.approx(total, abs=1e-4)
 
 
+def test_a_samplers_default_steps_never_exceed_a_short_discrete_schedule():
+    model = Diffusion(DiffusionConfig(**TINY, T=30, sampler="ddim", sample_steps=5),
+                      DataInfo("image", (1, 8, 8))).eval()
+    record = []
+    x = model.sample(2, torch.Generator().manual_seed(0), sampler="ddpm", record=record)
+    assert x.shape == (2, 1, 8, 8) and len(record) == 30       # ddpm's 1000 -> every step of T
+
+
 def test_timesteps_land_on_the_grid_and_end_clean():
     s = Schedule("linear", discrete=True)
     t = s.timesteps(10)
