@@ -21,10 +21,10 @@ from conftest import blobs, layer_output_dtypes
 from genzoo import config as C
 from genzoo import registry
 from genzoo.errors import GenzooError
-from genzoo.models.base import DataInfo
-from genzoo.training import TrainConfig, Trainer
-from genzoo.training.launch import load_data, resolve
-from genzoo.training.run import RunDir, build_model
+from genzoo.training import Trainer
+from genzoo.training.description import RunSpec
+from genzoo.training.launch import prepare, resolve
+from genzoo.training.run import RunDir
 
 ENTRIES = registry.families()
 CASES = [pytest.param(name, modality, id=name if "/" not in e.modality else f"{name}-{modality}")
@@ -66,7 +66,7 @@ def _text(folder):
 DATA = {"image": _images, "points": _points, "text": _text}
 
 
-def describe(name: str, modality: str, folder, **train) -> dict:
+def describe(name: str, modality: str, folder, **train) -> RunSpec:
     """The run description of the family's tiny preset, resolved as ``genzoo train`` does."""
     refs = C.run_refs(ENTRIES[name].config)
     if refs:
@@ -80,13 +80,11 @@ def describe(name: str, modality: str, folder, **train) -> dict:
                    data_options={"holdout": 8})
 
 
-def build(description: dict):
-    """(model with its initial weights, train set, held-out set, loop config)."""
-    train, held = load_data(description, log=lambda *_: None)
-    description["data_info"] = DataInfo.of(train).to_dict()
-    cfg = C.from_dict(TrainConfig, description["train"])
-    torch.manual_seed(cfg.seed)
-    return build_model(description), train, held, cfg
+def build(spec: RunSpec):
+    """(model with its initial weights, train set, held-out set, loop config), as ``genzoo
+    train`` makes them."""
+    model, train, held = prepare(spec, progress=False, log=lambda *_: None)
+    return model, train, held, spec.train
 
 
 # -- samples in the data's representation ----------------------------------------------------
@@ -181,9 +179,9 @@ def _state(trainer) -> dict:
 @pytest.mark.parametrize("name,modality", CASES)
 def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(name, modality, precision, tmp_path):
     steps, cut = 4, 2
-    description = describe(name, modality, tmp_path, steps=steps, precision=precision)
+    spec = describe(name, modality, tmp_path, steps=steps, precision=precision)
     # uninterrupted, watching the layers' output dtypes
-    model, train, held, cfg = build(description)
+    model, train, held, cfg = build(spec)
     whole = Trainer(model, train, cfg, held_out=held)
     with layer_output_dtypes(model) as dtypes:
         whole.fit()
@@ -192,14 +190,14 @@ def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(name, modality, pr
     else:
         assert dtypes == {torch.float32}, f"{name}: fp32 training produced {dtypes}"
     # stopped after `cut` steps with a checkpoint, then resumed by a fresh process's path
-    run = RunDir.create(tmp_path / "run", description)
-    model, train, held, cfg = build(description)
-    first = Trainer(model, train, cfg, run=run, held_out=held)
+    model, train, held, cfg = build(spec)
+    run = RunDir.create(tmp_path / "run", spec.to_dict())
+    first = Trainer(model, train, cfg, run=run, held_out=held, description=spec.to_dict())
     for _ in range(cut):
         first.train_step()
     first.save()
-    model, train, held, cfg = build(description)
-    resumed = Trainer(model, train, cfg, run=run, held_out=held)
+    model, train, held, cfg = build(spec)
+    resumed = Trainer(model, train, cfg, run=run, held_out=held, description=spec.to_dict())
     assert resumed.step == cut
     resumed.fit()
     want, got = _state(whole), _state(resumed)
