@@ -1,6 +1,7 @@
 """Shared fixtures: tiny data made by the tests, a private cache folder, quiet progress bars."""
 from __future__ import annotations
 
+import contextlib
 import os
 
 # Tiny models gain nothing from a second thread, and an OpenMP team that shares its cores with
@@ -56,3 +57,28 @@ def image_data():
 
 # Small settings for the classic conv autoencoder/VAE so that tests run in seconds.
 TINY_AE = ["--set", "widths=[8,16]", "--set", "image_size=16", "--set", "latent_dim=2"]
+
+
+# The layers whose output dtype shows whether autocast is on: under bf16 autocast their
+# matmuls run in bfloat16 (norms, softmax and losses stay in float32).
+_AUTOCAST_LAYERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.ConvTranspose2d)
+
+
+@contextlib.contextmanager
+def layer_output_dtypes(model: torch.nn.Module):
+    """Collect the output dtypes of ``model``'s linear and convolution layers while inside,
+    so that a test can assert that a bf16 run really ran under autocast."""
+    seen: set[torch.dtype] = set()
+
+    def hook(module, inputs, output):
+        if isinstance(output, torch.Tensor):
+            seen.add(output.dtype)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, _AUTOCAST_LAYERS)]
+    assert handles, f"{type(model).__name__} has no linear or convolution layer to watch"
+    try:
+        yield seen
+    finally:
+        for h in handles:
+            h.remove()

@@ -47,6 +47,21 @@ def test_linear_schedule_is_ddpms_product_of_betas():
     assert c.alpha_bar(torch.tensor(0.5)).item() == pytest.approx(ab[499].item(), rel=0.01)
 
 
+def test_discrete_cosine_betas_come_from_the_unclamped_curve_clipped_at_0999():
+    """Nichol & Dhariwal's beta_t = min(1 - abar(t) / abar(t - 1), 0.999): every step adds
+    noise, the last one the most (a clamp of abar before the ratio made the last betas 0)."""
+    s = Schedule("cosine", discrete=True, T=1000)
+    f = lambda t: math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2      # noqa: E731
+    for i in (1, 500, 990, 999):
+        assert s.beta[i - 1].item() == pytest.approx(1 - f(i / 1000) / f((i - 1) / 1000), rel=1e-9)
+    assert s.beta[-1].item() == pytest.approx(0.999)
+    assert (s.beta > 0).all() and (s.beta[1:] >= s.beta[:-1]).all()
+    assert s.alpha_bar(torch.tensor(1.0)) < s.alpha_bar(torch.tensor(0.999)) / 100
+    # continuous time keeps the clamp, so sigma / alpha stays finite at t = 1
+    c = Schedule("cosine", discrete=False)
+    assert c.alpha_bar(torch.tensor(1.0)).item() == pytest.approx(1e-5)
+
+
 def test_offset_cosine_has_the_keras_signal_rates():
     s = Schedule("offset_cosine", discrete=False)
     alpha, sigma = s.alpha_sigma(torch.tensor([0.0, 1.0]))

@@ -93,11 +93,12 @@ def test_ddim_is_deterministic_and_invertible():
 
 
 # x[0, 0, 0, :4] and x.sum() for each sampler: 4 steps, seed 0, eta 0.5, labels (0, 2) guided
-# with w = 2, v-prediction under the continuous cosine schedule, on the fixed network above
+# with w = 2, v-prediction under the discrete cosine schedule (T = 1000, betas from the
+# unclamped curve, clipped at 0.999), on the fixed network above
 GOLDEN = {
-    "ddpm": ([-1.106215, -1.031732, -0.376519, 0.361872], -31.56496),
-    "ddim": ([-1.460348, -1.215006, 0.074921, 0.075736], -22.75618),
-    "dpm++2m": ([-1.096733, -0.798538, 0.647087, 0.190665], -25.35524),
+    "ddpm": ([-1.102502, -1.02856, -0.373085, 0.367487], -31.6748),
+    "ddim": ([-1.459721, -1.214324, 0.07584, 0.076282], -22.80414),
+    "dpm++2m": ([-1.089238, -0.791265, 0.64726, 0.188137], -25.56538),
 }
 
 
@@ -112,6 +113,14 @@ def test_sampler_golden_values(sampler):
     head, total = GOLDEN[sampler]
     torch.testing.assert_close(x[0, 0, 0, :4], torch.tensor(head), atol=1e-5, rtol=0)
     assert x.sum().item() == pytest.approx(total, abs=1e-4)
+
+
+def test_a_samplers_default_steps_never_exceed_a_short_discrete_schedule():
+    model = Diffusion(DiffusionConfig(**TINY, T=30, sampler="ddim", sample_steps=5),
+                      DataInfo("image", (1, 8, 8))).eval()
+    record = []
+    x = model.sample(2, torch.Generator().manual_seed(0), sampler="ddpm", record=record)
+    assert x.shape == (2, 1, 8, 8) and len(record) == 30       # ddpm's 1000 -> every step of T
 
 
 def test_timesteps_land_on_the_grid_and_end_clean():

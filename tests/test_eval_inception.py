@@ -45,6 +45,35 @@ def test_features_are_2048_and_any_small_image_works(net):
     assert torch.isfinite(grey).all() and (grey >= 0).all()     # a mean of ReLU outputs
 
 
+class _Seen(Exception):
+    pass
+
+
+def _first_layer_input(net, x):
+    """What the first convolution receives for images ``x`` (the forward stops there)."""
+    def stop(module, args):
+        raise _Seen(args[0])
+    hook = net.Conv2d_1a_3x3.register_forward_pre_hook(stop)
+    try:
+        net(x)
+    except _Seen as seen:
+        return seen.args[0]
+    finally:
+        hook.remove()
+    raise AssertionError("the first convolution was never called")
+
+
+def test_input_is_resized_to_299_grey_repeated_and_scaled_to_minus_one_one(net):
+    """The TF graph expects pixels in [-1, 1]: black is -1, white +1, mid-grey 0."""
+    for value, expected in ((0.0, -1.0), (1.0, 1.0), (0.5, 0.0)):
+        seen = _first_layer_input(net, torch.full((2, 1, 20, 20), value))
+        assert seen.shape == (2, 3, 299, 299)
+        torch.testing.assert_close(seen, torch.full_like(seen, expected), atol=1e-6, rtol=0)
+    ramp = torch.linspace(0, 1, 32).expand(1, 3, 32, 32)
+    seen = _first_layer_input(net, ramp)
+    assert seen.min().item() == pytest.approx(-1, abs=0.02) and seen.max().item() == pytest.approx(1, abs=0.02)
+
+
 def test_weights_load_from_pth_and_safetensors(net, tmp_path):
     sd = net.state_dict()
     pth = tmp_path / "w.pth"

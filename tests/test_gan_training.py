@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import layer_output_dtypes
 from genzoo.cli import main
 from genzoo.evaluation.nearest import nearest
 from genzoo.training.run import RunDir
@@ -142,7 +143,9 @@ def test_bf16_autocast_trains_both_players(image_data, name):
     trainer = Trainer(model, image_data, TrainConfig(steps=2, batch_size=16, precision="bf16",
                                                      progress=False))
     before = snapshot(model.G)
-    logs = trainer.fit()
+    with layer_output_dtypes(model.G) as g_dtypes, layer_output_dtypes(model.D) as d_dtypes:
+        logs = trainer.fit()
+    assert torch.bfloat16 in g_dtypes and torch.bfloat16 in d_dtypes, "ran without autocast"
     assert changed(before, snapshot(model.G))
     assert all(np.isfinite(v) for k, v in logs.items() if k.startswith(("critic/", "generator/")))
     assert all(p.dtype == torch.float32 for p in model.parameters())

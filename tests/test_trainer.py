@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from conftest import TINY_AE
+from conftest import TINY_AE, layer_output_dtypes
 from genzoo.cli import main
 from genzoo.models.autoencoder import Autoencoder, AutoencoderConfig
 from genzoo.models.base import DataInfo
@@ -70,10 +70,14 @@ def test_ema_tracks_the_weights(image_data):
 
 
 def test_bf16_autocast_trains(image_data):
-    t = Trainer(tiny_ae(image_data), image_data,
+    model = tiny_ae(image_data)
+    t = Trainer(model, image_data,
                 TrainConfig(steps=20, batch_size=16, precision="bf16", progress=False))
-    t.fit()
+    with layer_output_dtypes(model) as dtypes:
+        t.fit()
+    assert torch.bfloat16 in dtypes, "the convolutions ran without autocast"
     assert torch.isfinite(torch.tensor(t.last_metrics["loss"]))
+    assert all(p.dtype == torch.float32 for p in model.parameters())   # master weights stay fp32
 
 
 def _weights(path):

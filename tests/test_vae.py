@@ -101,6 +101,17 @@ def test_autoencoder_samples_from_the_fitted_code_distribution(image_data):
     # running moments of the codes follow the codes themselves
     assert torch.allclose(m.z_mean, z.mean(0), atol=0.5 * z.std(0).max().item())
     assert (m.z_var > 0).all()
+    # and sample() decodes codes drawn from them: catch what the decoder is given
+    drawn = []
+    hook = m.decoder.register_forward_pre_hook(lambda module, args: drawn.append(args[0]))
+    x = m.sample(4000, generator=torch.Generator().manual_seed(0))
+    hook.remove()
+    assert x.shape == (4000, 1, 16, 16) and x.min() >= 0 and x.max() <= 1
+    (codes,) = drawn
+    sd = m.z_var.sqrt()
+    assert ((codes.mean(0) - m.z_mean).abs() < 0.1 * sd).all()      # 40 standard errors apart
+    assert ((codes.std(0) / sd - 1).abs() < 0.1).all()
+    assert ((m.z_mean.abs() > 0.5) | ((sd - 1).abs() > 0.5)).any(), "fitted codes look N(0, I)"
 
 
 def test_continuous_bernoulli_loss_is_the_negative_elbo_per_pixel(image_data):
@@ -112,3 +123,38 @@ def test_continuous_bernoulli_loss_is_the_negative_elbo_per_pixel(image_data):
     torch.manual_seed(3)
     elbo = m.elbo(x)
     assert loss.item() == pytest.approx(-elbo.mean().item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("dequantized_training", [False, True])
+def test_held_out_loss_sees_the_data_as_training_does_and_only_the_bound_is_dequantised(
+        image_data, dequantized_training):
+    m = VAE(VAEConfig(**TINY, dequantize=dequantized_training), DataInfo.of(image_data)).eval()
+    seen = {}
+
+    def spy(name):
+        method = getattr(m, name)
+
+        def wrapped(data, *args, **kwargs):
+            seen[name] = (data["x"] if isinstance(data, dict) else data).clone()
+            return method(data, *args, **kwargs)
+        return wrapped
+
+    m.loss, m.elbo = spy("loss"), spy("elbo")
+    x = image_data.batch(torch.arange(8))["x"]
+    out = m.evaluate({"x": x})
+    assert {"loss", "reconstruction", "kl", "elbo_bpd"} <= set(out)
+
+    def dequantised(y):             # (k + u) / 256, u in [0, 1), for x = k / 255
+        u = y * 256 - (x * 255).round()
+        return not torch.equal(y, x) and (u > -1e-4).all() and (u < 1 + 1e-4).all()
+    assert dequantised(seen["elbo"])
+    assert dequantised(seen["loss"]) if dequantized_training else torch.equal(seen["loss"], x)
+
+
+def test_the_default_vae_is_the_books_fashion_recipe():
+    """Foster, ch. 3: convs 32/64/128 to a 2-d code, BCE x 500 + KL, Adam(5e-4), batch 100, 32x32."""
+    cfg = VAEConfig()
+    assert (cfg.widths, cfg.latent_dim, cfg.beta, cfg.reconstruction) == ((32, 64, 128), 2, 500.0, "bce")
+    assert (cfg.lr, cfg.image_size, cfg.dequantize, cfg.batch_norm) == (5e-4, 32, False, False)
+    assert VAE.train_defaults["batch_size"] == 100
+    assert AutoencoderConfig().lr == 1e-3          # the book's autoencoder: Keras' default Adam

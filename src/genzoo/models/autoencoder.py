@@ -77,6 +77,10 @@ class ConvLatentModel(Family):
           summary="conv autoencoder with a 2-d code; samples from a Gaussian fitted to the codes",
           showcase="genzoo.viz.latent:showcase")
 class Autoencoder(ConvLatentModel):
+    presets = {
+        # A few-millisecond model for the contract test and pipeline smoke runs.
+        "tiny": dict(widths=[8, 16], latent_dim=2, image_size=8),
+    }
 
     def __init__(self, config: AutoencoderConfig, data: DataInfo):
         super().__init__(config, data)

@@ -68,7 +68,11 @@ class Classifier(Family):
     # 10 epochs of batch 32 in the book; a step budget here (sampling grids make no sense)
     train_defaults = {"batch_size": 32, "steps": 3000, "sample_every": 0, "eval_every": 250,
                       "eval_batches": 20}
-    presets = {"mlp": {"arch": "mlp"}}
+    presets = {
+        "mlp": {"arch": "mlp"},
+        # A few-millisecond CNN for the contract test and pipeline smoke runs.
+        "tiny": {"conv_widths": [8, 8], "dense": 16},
+    }
 
     def __init__(self, config: ClassifierConfig, data: DataInfo):
         super().__init__(config, data)

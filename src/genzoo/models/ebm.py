@@ -72,6 +72,11 @@ class EnergyNet(nn.Module):
           showcase="genzoo.viz.ebm:showcase")
 class EBM(Family):
     train_defaults = {"batch_size": 128, "steps": 3000, "sample_every": 500}
+    presets = {
+        # A few-millisecond model for the contract test and pipeline smoke runs: short chains.
+        "tiny": dict(widths=[8, 16], dense=16, steps=5, sample_steps=10, buffer_size=64,
+                     image_size=8),
+    }
     sample_options = (
         SampleOption("steps", int, None, "Langevin steps of each chain (default: the config's "
                      "sample_steps)"),)

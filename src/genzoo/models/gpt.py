@@ -59,6 +59,9 @@ PRESETS = {
     # small enough for a 3x higher peak lr (val loss 1.90 vs 2.09 at 1e-3 after 600 steps).
     "small-char": dict(n_layer=4, n_head=4, n_embd=128, mlp_ratio=4.0, context=128,
                        dropout=0.0, tokenizer="char", lr=3e-3),
+    # A few-millisecond model for the contract test and pipeline smoke runs.
+    "tiny": dict(n_layer=1, n_head=2, n_embd=16, mlp_ratio=1.0, context=16, dropout=0.0,
+                 tokenizer="char"),
 }
 
 

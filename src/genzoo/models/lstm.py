@@ -40,6 +40,8 @@ PRESETS = {
     # Karpathy's char-rnn setting: 2 layers of 256 over characters.
     "char-rnn": dict(embedding_dim=64, hidden_dim=256, num_layers=2, dropout=0.1,
                      tokenizer="char", context=100, lr=2e-3),
+    # A few-millisecond model for the contract test and pipeline smoke runs.
+    "tiny": dict(embedding_dim=8, hidden_dim=16, tokenizer="char", context=16),
 }
 
 

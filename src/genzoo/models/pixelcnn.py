@@ -74,6 +74,11 @@ def quantize(x: torch.Tensor, levels: int) -> torch.Tensor:
           showcase="genzoo.viz.pixelcnn:showcase")
 class PixelCNN(Family):
     train_defaults = {"batch_size": 128, "steps": 3000, "sample_n": 16}
+    presets = {
+        # A few-millisecond model for the contract test and pipeline smoke runs.
+        "tiny": dict(filters=16, kernel_size=3, residual_blocks=1, output_layers=1,
+                     image_size=8),
+    }
     sample_options = (
         SampleOption("temperature", float, 1.0, "divides the logits of every pixel value "
                      "(< 1: sharper)"),)

@@ -80,6 +80,10 @@ class GatedResnet(nn.Module):
           showcase="genzoo.viz.pixelcnn:showcase")
 class PixelCNNMix(Family):
     train_defaults = {"batch_size": 128, "steps": 2000, "sample_n": 16}
+    presets = {
+        # A few-millisecond model for the contract test and pipeline smoke runs.
+        "tiny": dict(filters=8, resnet_blocks=1, hierarchies=2, mixtures=2, image_size=8),
+    }
     sample_options = (
         SampleOption("temperature", float, 1.0, "sharpens the choice of mixture component and "
                      "narrows each logistic (< 1)"),)

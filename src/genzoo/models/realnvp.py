@@ -152,6 +152,8 @@ PRESETS = {
     "small": dict(features=16, res_blocks=2),
     # The paper's CIFAR-10 conditioners: 8 residual blocks of 64 feature maps.
     "paper_cifar": dict(features=64, res_blocks=8),
+    # A few-millisecond flow (points or images) for the contract test and pipeline smoke runs.
+    "tiny": dict(coupling_layers=2, hidden=16, depth=1, scales=2, features=8, res_blocks=1),
 }
 
 

@@ -24,6 +24,18 @@ def sinusoidal_embedding(p: torch.Tensor, dim: int, max_period: float = 10000.0)
     return torch.cat([angle.sin(), angle.cos()], dim=1)
 
 
+def geometric_sinusoidal_embedding(p: torch.Tensor, dim: int, f_min: float = 1.0,
+                                   f_max: float = 1000.0) -> torch.Tensor:
+    """p (N,) float -> (N, dim): [sin(2 pi f_k p), cos(2 pi f_k p)] with dim/2 frequencies f_k
+    spaced geometrically from f_min to f_max, both included: the embedding of a noise variance
+    in [0, 1] of the DDIM example in Foster's book (after Beres' Keras tutorial)."""
+    if dim % 2:
+        raise ValueError(f"embedding dim must be even, got {dim}")
+    f = torch.exp(torch.linspace(math.log(f_min), math.log(f_max), dim // 2, device=p.device))
+    angle = 2 * math.pi * p.float()[:, None] * f[None, :]
+    return torch.cat([angle.sin(), angle.cos()], dim=1)
+
+
 class SinusoidalMLP(nn.Module):
     """p (N,) -> (N, out_dim): the sinusoidal vector, then Linear, SiLU, Linear (DDPM)."""
 

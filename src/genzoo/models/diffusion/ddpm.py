@@ -7,6 +7,16 @@ or x_0, or v = alpha_t eps - sigma_t x_0. Sampling starts from pure noise and re
 step with a sampler (ancestral DDPM, deterministic DDIM, or the fast DPM-Solver++), each step
 asking the network for its current guess of the clean image; with labels, classifier-free
 guidance steers the steps towards a class.
+
+Recipes. The defaults are DDPM's (linear betas over T = 1000, eps-prediction with the simple L2
+loss, Adam 2e-4) on DDPM's U-Net (the noise level fed to every residual block, group norm,
+which does not mix the images of a batch) at the Keras DDIM example's widths, conditional when
+the data has labels: the design genzoo's guidance and attention options build on.
+``--preset book`` is the DDIM of Foster's book exactly (ch. 8): its U-Net (``arch=book``), the
+continuous offset-cosine schedule, L1 loss on the noise, AdamW(1e-3, weight decay 1e-4), EMA
+0.999, batch 64, 64x64, unconditional, 20 deterministic DDIM steps with no clipping of the x0
+guesses. Its loop has no gradient clipping; genzoo's ddpm default clips at 1: add
+``--set train.grad_clip=0`` for the book's loop too.
 """
 from __future__ import annotations
 
@@ -19,13 +29,14 @@ from genzoo.models.base import DataInfo, Family, Objective, SampleOption
 from genzoo.models.diffusion import guidance as G
 from genzoo.models.diffusion.samplers import SAMPLERS
 from genzoo.models.diffusion.schedules import SCHEDULES, Schedule
-from genzoo.models.diffusion.unet import UNet
+from genzoo.models.diffusion.unet import BookUNet, UNet
 from genzoo.registry import register
 
 
 @dataclass
 class DiffusionConfig:
-    # the U-Net (the small recipe of Chollet's Keras DDIM example, for 64x64 images)
+    # the U-Net (the widths of Beres' Keras DDIM example, for 64x64 images)
+    arch: str = "ddpm"                       # ddpm (Ho et al.'s U-Net) | book (Foster's DDIM U-Net)
     widths: tuple[int, ...] = (32, 64, 96)   # channels per level, top down; each level halves the side
     bottleneck: int = 128                    # channels at the lowest resolution
     blocks: int = 2                          # residual blocks per level
@@ -63,7 +74,10 @@ class DiffusionConfig:
     weight_decay: float = 0.0
 
     def validate(self):
-        checks = [(self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
+        checks = [(self.arch in ("ddpm", "book"), "arch must be ddpm or book"),
+                  (self.arch != "book" or not self.attention and not self.dropout,
+                   "arch=book has no attention and no dropout"),
+                  (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
                   (self.prediction in ("eps", "x0", "v"), "prediction must be eps, x0 or v"),
                   (self.loss in ("l1", "l2"), "loss must be l1 or l2"),
                   (self.normalise in ("measured", "fixed"), "normalise must be measured or fixed"),
@@ -82,12 +96,22 @@ class DiffusionConfig:
 
 
 PRESETS = {
-    # Chollet's Keras "Denoising Diffusion Implicit Models" example (flowers, 64x64):
-    # continuous offset-cosine schedule, L1 loss on the noise, AdamW 1e-3 with decay 1e-4.
+    # The training recipe of Beres' Keras "Denoising Diffusion Implicit Models" example
+    # (flowers, 64x64: continuous offset-cosine schedule, L1 loss on the noise, AdamW 1e-3 with
+    # decay 1e-4) on genzoo's DDPM U-Net; `book` is the example's own network too.
     "keras-ddim": dict(schedule="offset_cosine", discrete=False, loss="l1", lr=1e-3,
                        weight_decay=1e-4, widths=[32, 64, 96], bottleneck=128),
+    # Foster's book, ch. 8, exactly (see the module docstring).
+    "book": dict(arch="book", widths=[32, 64, 96], bottleneck=128, blocks=2, emb_dim=32,
+                 image_size=64, schedule="offset_cosine", discrete=False, prediction="eps",
+                 loss="l1", lr=1e-3, weight_decay=1e-4, conditional=False, sampler="ddim",
+                 sample_steps=20, eta=0.0, clip_denoised=False),
     # Small enough to train in minutes on a CPU, at 32x32.
     "cpu": dict(widths=[32, 64], bottleneck=64, image_size=32, lr=1e-3),
+    # A few-millisecond U-Net for the contract test and pipeline smoke runs: one block per
+    # level, attention at the 4x4 level, a short schedule and few sampling steps.
+    "tiny": dict(widths=[8, 16], bottleneck=16, blocks=1, attention=[4], emb_dim=8,
+                 image_size=8, T=100, norm_batches=2, sample_steps=4),
 }
 
 
@@ -122,9 +146,15 @@ class Diffusion(Family):
         self.schedule = Schedule(config.schedule, config.discrete, config.T, config.beta_start,
                                  config.beta_end, max_signal=config.max_signal,
                                  min_signal=config.min_signal)
-        self.net = UNet(c, tuple(config.widths), config.bottleneck, config.blocks,
-                        tuple(config.attention), h, config.emb_dim, config.dropout,
-                        self.num_classes, config.heads)
+        if config.arch == "book":
+            if self.num_classes:
+                raise GenzooError("ddpm: the book's U-Net is unconditional (set conditional=false)")
+            self.net = BookUNet(c, self.schedule, tuple(config.widths), config.bottleneck,
+                                config.blocks, config.emb_dim)
+        else:
+            self.net = UNet(c, tuple(config.widths), config.bottleneck, config.blocks,
+                            tuple(config.attention), h, config.emb_dim, config.dropout,
+                            self.num_classes, config.heads)
         if config.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         # data statistics: x_norm = (x - mean) / std per channel. Measured on the first
@@ -268,6 +298,8 @@ class Diffusion(Family):
             raise GenzooError(f"ddpm: unknown sampler {sampler!r} (samplers: {', '.join(SAMPLERS)})")
         fn, default_steps, _ = SAMPLERS[sampler]
         if not steps:     # the config's steps for its own sampler, else the sampler's default
+            if self.schedule.discrete:      # ddpm's 1000 means every step of the T grid
+                default_steps = min(default_steps, self.schedule.T)
             steps = cfg.sample_steps if sampler == cfg.sampler and cfg.sample_steps else default_steps
         if self.schedule.discrete and steps > self.schedule.T or steps < 1:
             raise GenzooError(f"ddpm: --steps {steps} must be in 1..{self.schedule.T}")

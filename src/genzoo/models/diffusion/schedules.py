@@ -9,7 +9,8 @@ t = 0 to about 0 (pure noise) at t = 1:
   alpha_bar_i = prod_{j<=i} (1 - beta_j); in continuous time its limit, the VP SDE of Song et
   al. (2021): log alpha_bar(t) = -(beta_0 T t + (beta_1 - beta_0) T t^2 / 2).
 - ``cosine`` (Nichol & Dhariwal 2021): alpha_bar(t) = f(t)/f(0), f(t) = cos^2((t+s)/(1+s) pi/2),
-  s = 0.008, with each discrete beta clipped at 0.999 (continuous: alpha_bar clamped >= 1e-5).
+  s = 0.008. Discrete: beta_i = 1 - alpha_bar(i/T) / alpha_bar((i-1)/T) from that curve, each
+  clipped at 0.999 (so the last steps still add noise); continuous: alpha_bar clamped >= 1e-5.
 - ``offset_cosine`` (the continuous-time DDIM of Song et al. 2021 as in Chollet's Keras
   example): the signal rate alpha_t = cos(phi) and noise rate sigma_t = sin(phi), with phi
   moving linearly from arccos(0.95) to arccos(0.02), so even t = 0 keeps a little noise.
@@ -41,24 +42,31 @@ class Schedule:
             i = torch.arange(T + 1, dtype=torch.float64)
             if kind == "linear":
                 beta = torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
-            else:   # beta_i = 1 - alpha_bar(i/T) / alpha_bar((i-1)/T), clipped
-                ab = self._closed_form(i / T)
+            else:   # beta_i = 1 - alpha_bar(i/T) / alpha_bar((i-1)/T) of the unclamped
+                ab = self._curve(i / T)     # curve, clipped at 0.999 (Nichol & Dhariwal)
                 beta = (1 - ab[1:] / ab[:-1]).clamp(max=0.999)
+            self.beta = beta                                # beta_1..beta_T, float64
             log_ab = torch.cat([torch.zeros(1, dtype=torch.float64),
                                 torch.cumsum(torch.log1p(-beta), 0)])
             if kind == "offset_cosine":     # keep the offset: alpha_bar(0) = max_signal^2
                 log_ab = log_ab + 2 * math.log(max_signal)
             self.log_alpha_bar_table = log_ab.float()       # index i = 0..T
 
-    def _closed_form(self, t: torch.Tensor) -> torch.Tensor:
+    def _curve(self, t: torch.Tensor) -> torch.Tensor:
+        """alpha_bar(t) in closed form, as the formulas give it (cosine: 0 at t = 1)."""
         if self.kind == "linear":
             b0, b1 = self.beta_start * self.T, self.beta_end * self.T
             return torch.exp(-(b0 * t + 0.5 * (b1 - b0) * t ** 2))
         if self.kind == "cosine":
             f = lambda u: torch.cos((u + self.s) / (1 + self.s) * math.pi / 2) ** 2
-            return (f(t) / f(torch.zeros_like(t))).clamp(min=1e-5)
+            return f(t) / f(torch.zeros_like(t))
         phi = self.phi_start + t * (self.phi_end - self.phi_start)
         return torch.cos(phi) ** 2
+
+    def _closed_form(self, t: torch.Tensor) -> torch.Tensor:
+        """Continuous time: the curve, with the cosine kept >= 1e-5 (sigma_1 / alpha_1 finite)."""
+        ab = self._curve(t)
+        return ab.clamp(min=1e-5) if self.kind == "cosine" else ab
 
     def alpha_bar(self, t: torch.Tensor) -> torch.Tensor:
         """alpha_bar(t) for t (any shape) in [0, 1]."""

@@ -1,11 +1,20 @@
-"""The U-Net noise predictor of DDPM (Ho et al. 2020; Ronneberger et al. 2015 for the U).
+"""U-Net noise predictors (Ronneberger et al. 2015 for the U): DDPM's, and the book's.
 
 The image goes down through levels of residual blocks (each level halves the side), through a
 bottleneck, and back up, each up block concatenating the activations its mirror down block
-saved (the skips), so fine detail need not squeeze through the bottleneck. Every residual
-block also receives the embedded noise level t (sinusoidal, then an MLP) and, for conditional
-models, an embedded class label; self-attention can be added at the low resolutions. The last
+saved (the skips), so fine detail need not squeeze through the bottleneck. The last
 convolution starts at zero, so an untrained net predicts 0.
+
+- :class:`UNet` (``arch=ddpm``, Ho et al. 2020): group-normed pre-activation residual blocks
+  that each receive the embedded noise level t (sinusoidal, then an MLP) as a scale and shift
+  and, for conditional models, an embedded class label; strided-conv down-sampling, nearest
+  up-sampling then a conv; optional self-attention at the low resolutions.
+- :class:`BookUNet` (``arch=book``): the DDIM network of Foster's "Generative Deep Learning"
+  (2nd ed., ch. 8, after Beres' Keras example). The noise variance sigma_t^2 is embedded
+  sinusoidally once and concatenated to the 1x1-convolved image at the input, never fed to
+  the blocks; a block is BN (no centre, no scale) -> conv3x3 -> swish -> conv3x3, plus the
+  input (1x1-convolved when the width changes); average pooling down, bilinear up;
+  unconditional. Not carried over from Keras: its weight initialisation (PyTorch's default).
 """
 from __future__ import annotations
 
@@ -13,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genzoo.nn.embeddings import SinusoidalMLP
+from genzoo.models.diffusion.schedules import Schedule
+from genzoo.nn.embeddings import SinusoidalMLP, geometric_sinusoidal_embedding
 from genzoo.nn.residual import ResidualBlock, group_norm
 
 
@@ -124,3 +134,77 @@ class UNet(nn.Module):
             for res, attn in zip(level.res, level.attn):
                 h = attn(res(torch.cat([h, skips.pop()], dim=1), emb))
         return self.conv_out(F.silu(self.norm_out(h)))
+
+
+class BookResidualBlock(nn.Module):
+    """x (N, c_in, H, W) -> skip(x) + conv3x3(swish(conv3x3(BN(x)))), BN without centre or
+    scale and with Keras' defaults (momentum 0.99 -> PyTorch's 0.01, eps 1e-3)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        self.norm = nn.BatchNorm2d(c_in, eps=1e-3, momentum=0.01, affine=False)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.skip(x) + self.conv2(F.silu(self.conv1(self.norm(x))))
+
+
+class BookUNet(nn.Module):
+    """eps_theta(x_t, sigma_t^2): x_t (N, C, H, W), t (N,) in [0, 1] -> (N, C, H, W).
+
+    The book's network at widths (32, 64, 96), bottleneck 128, blocks 2, emb_dim 32; sigma_t^2
+    = 1 - alpha_bar(t) comes from ``schedule``, so the net sees the noise variance, not t."""
+
+    def __init__(self, channels: int, schedule: Schedule, widths: tuple[int, ...] = (32, 64, 96),
+                 bottleneck: int = 128, blocks: int = 2, emb_dim: int = 32):
+        super().__init__()
+        self.schedule, self.emb_dim = schedule, emb_dim
+        self.conv_in = nn.Conv2d(channels, widths[0], 1)
+        self.pool = nn.AvgPool2d(2)
+        self.upsample = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+
+        def level(c_in: int, width: int) -> nn.ModuleList:
+            return nn.ModuleList(BookResidualBlock(c_in if i == 0 else width, width)
+                                 for i in range(blocks))
+
+        self.down, skips, c = nn.ModuleList(), [], widths[0] + emb_dim
+        for w in widths:
+            self.down.append(level(c, w))
+            skips += [w] * blocks
+            c = w
+        self.mid = level(c, bottleneck)
+        self.up, c = nn.ModuleList(), bottleneck
+        for w in reversed(widths):
+            ups = nn.ModuleList()
+            for _ in range(blocks):
+                ups.append(BookResidualBlock(c + skips.pop(), w))
+                c = w
+            self.up.append(ups)
+        self.conv_out = nn.Conv2d(c, channels, 1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def noise_variance(self, t: torch.Tensor) -> torch.Tensor:
+        return 1 - self.schedule.alpha_bar(t)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if y is not None:
+            raise ValueError("the book's U-Net is unconditional: it takes no labels")
+        h = self.conv_in(x)
+        e = geometric_sinusoidal_embedding(self.noise_variance(t), self.emb_dim)
+        h = torch.cat([h, e.to(h.dtype)[:, :, None, None].expand(-1, -1, *h.shape[2:])], 1)
+        skips = []
+        for level in self.down:
+            for block in level:
+                h = block(h)
+                skips.append(h)
+            h = self.pool(h)
+        for block in self.mid:
+            h = block(h)
+        for level in self.up:
+            h = self.upsample(h)
+            for block in level:
+                h = block(torch.cat([h, skips.pop()], 1))
+        return self.conv_out(h)

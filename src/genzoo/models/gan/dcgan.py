@@ -37,6 +37,8 @@ PRESETS = {
     "paper": dict(d_dropout=0.0, label_noise=0.0),
     # The 32x32 variant for CIFAR-10-sized data (one layer fewer on each side).
     "small": dict(image_size=32),
+    # A few-millisecond pair for the contract test and pipeline smoke runs.
+    "tiny": dict(image_size=8, z_dim=8, g_width=8, d_width=8),
 }
 
 

@@ -39,6 +39,9 @@ PRESETS = {
     # Gulrajani et al.'s Algorithm 1: n_critic 5, Adam(1e-4, 0, 0.9), no dropout.
     "paper": dict(n_critic=5, lr=1e-4, beta1=0.0, beta2=0.9, d_dropout=0.0),
     "small": dict(image_size=32),
+    # A few-millisecond pair for the contract test and pipeline smoke runs (still more than
+    # one critic step per generator step).
+    "tiny": dict(image_size=8, z_dim=8, g_width=8, d_width=8, n_critic=2),
 }
 
 
