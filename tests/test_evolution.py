@@ -60,12 +60,13 @@ def records(run) -> list[dict]:
 
 
 @needs_cma
-def test_cma_es_reaches_the_optimum_and_logs_each_generation(tmp_path):
+def test_cma_es_reaches_the_optimum_and_logs_each_generation(tmp_path, capsys):
     run = RunDir.create(tmp_path / "run", {"family": "quadratic"})
     t = evolve(run, generations=300, checkpoint_every=50)
     target = t.model.target
     assert torch.allclose(t.model.v, target, atol=1e-4)
     assert t.stopped and t.step < 300            # CMA-ES's own tolerances ended it early
+    assert f"CMA-ES stopped at generation {t.step}: tol" in capsys.readouterr().out
     assert 0.0 >= t.best_fitness > -1e-8
     log = run.metrics()
     assert [r["step"] for r in log] == list(range(1, t.step + 1))
@@ -82,11 +83,12 @@ def test_cma_es_reaches_the_optimum_and_logs_each_generation(tmp_path):
 
 
 @needs_cma
-@pytest.mark.parametrize("interruption", ["crash", "ctrl-c", "shorter-run"])
+@pytest.mark.parametrize("interruption", ["crash", "ctrl-c", "shorter-run", "damaged-latest"])
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path, interruption):
     """A run killed during generation 7 (its last checkpoint: 4), stopped by Ctrl-C there (it
-    saves what it has), or one that ran 6 generations and is extended, ends when resumed with
-    the same parameters, state and metrics as an uninterrupted run, to the bit."""
+    saves what it has), one that ran 6 generations and is extended, or one whose newest
+    checkpoint was cut short (the older one is used), ends when resumed with the same
+    parameters, state and metrics as an uninterrupted run, to the bit."""
     settings = dict(noise=0.3, episodes=2, eval_every=3, checkpoint_every=4, generations=12)
     ref = RunDir.create(tmp_path / "ref", {"family": "quadratic"})
     evolve(ref, **settings)
@@ -95,6 +97,10 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, interruption):
     if interruption == "shorter-run":
         evolve(run, **{**settings, "generations": 6})
         assert run.latest_checkpoint().name == ckpt.name_for(6)
+    elif interruption == "damaged-latest":
+        evolve(run, **{**settings, "generations": 8})
+        damaged = run.latest_checkpoint()
+        damaged.write_bytes(damaged.read_bytes()[:100])
     else:
         cfg = EvolutionConfig(**{k: v for k, v in settings.items() if k != "noise"},
                               sigma0=0.5, progress=False)
@@ -184,15 +190,18 @@ def test_checkpoints_are_safetensors_and_json_only(tmp_path):
 
 
 @needs_cma
-def test_a_replay_that_does_not_reproduce_the_saved_state_warns(tmp_path):
+def test_a_replay_that_does_not_reproduce_the_saved_state_is_said(tmp_path):
     run = RunDir.create(tmp_path / "run", {"family": "quadratic"})
     evolve(run, generations=3)
     path = run.latest_checkpoint()
     tensors, desc = ckpt.load(path)
     tensors["evolution.mean"] = tensors["evolution.mean"] + 1e-12
     ckpt.save(path, tensors, desc)
-    with pytest.warns(UserWarning, match="did not reproduce the saved state"):
-        evolve(run, generations=4)
+    said = []
+    cfg = EvolutionConfig(generations=4, sigma0=0.5, progress=False)
+    t = EvolutionTrainer(Quadratic(QuadraticConfig()), None, cfg, run=run, log=said.append)
+    assert len(said) == 1 and "did not reproduce the saved state" in said[0]
+    assert t.step == 3
 
 
 @needs_cma
@@ -210,6 +219,7 @@ def test_resuming_with_another_strategy_is_a_clear_error(tmp_path):
     ({"sigma0": 0.0}, "sigma0 must be > 0"),
     ({"episodes": 0}, "episodes and eval_episodes must be >= 1"),
     ({"workers": -1}, "workers and seed must be >= 0"),
+    ({"generations": 0}, "generations must be >= 1"),
 ])
 def test_a_bad_setting_is_a_one_line_error(setting, message):
     with pytest.raises(GenzooError, match=f"evolution config: {message}") as e:

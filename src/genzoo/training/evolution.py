@@ -22,8 +22,8 @@ initial mean x0, the settings, and the fitness told at every generation (float64
 safetensors). The sampler draws from its own generator seeded by ``seed``, so on resume a fresh
 strategy replayed through the same asks and tells is the very state the run had; the replayed
 mean and sigma are checked bit for bit against the ones saved (a different ``cma``, numpy or
-BLAS may break that: it is then a warning, and the run goes on from the replayed state, a valid
-one for the same history). The asked candidates are not stored: they follow from the seed and
+BLAS may break that: it is then a logged warning, and the run goes on from the replayed state,
+a valid one for the same history). The asked candidates are not stored: they follow from the seed and
 the fitness history, and they would cost lambda * P * 8 bytes a generation (a world model's
 controller: 0.4 MB a generation, hundreds of MB over a run); the replay costs one ask and tell
 per generation done (about 0.1 s for P = 867, lambda = 64), a small fraction of the scoring.
@@ -40,7 +40,6 @@ import copy
 import multiprocessing
 import pickle
 import time
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,7 +49,7 @@ from tqdm import tqdm
 from genzoo import __version__
 from genzoo.errors import GenzooError
 from genzoo.training import checkpoint as ckpt
-from genzoo.training.trainer import Trainer
+from genzoo.training.trainer import Trainer, resolve_device
 
 
 @dataclass
@@ -69,12 +68,13 @@ class EvolutionConfig:
     keep_checkpoints: int = 2
     progress: bool = True
     max_minutes: float = 0.0        # wall-clock budget of this session of fit(); 0 = none
+    copy_components: bool = False   # copy the weights of the runs it stands on into its checkpoints
     # CMA-ES's own termination criteria (tolfun, tolx, ...) also end a run, for good: a run
     # that has converged stays stopped when resumed with more generations.
 
     def validate(self):
-        if self.generations < 0:
-            raise ValueError(f"generations must be >= 0, got {self.generations}")
+        if self.generations < 1:
+            raise ValueError(f"generations must be >= 1, got {self.generations}")
         if self.population != 0 and self.population < 2:
             raise ValueError("population must be >= 2 (or 0 for CMA-ES's default), "
                              f"got {self.population}")
@@ -152,7 +152,7 @@ class EvolutionTrainer:
     ``held_out`` are accepted for the same call and kept, but the score comes from the model."""
 
     def __init__(self, model, data, config: EvolutionConfig, run=None, held_out=None,
-                 description: dict | None = None):
+                 description: dict | None = None, writer=None, log=print):
         try:
             config.validate()
         except ValueError as e:
@@ -161,9 +161,9 @@ class EvolutionTrainer:
             raise GenzooError(f"{type(model).__name__}: not trained by evolution "
                               "(its family does not declare fit_with = 'evolution')")
         self.cfg = config
-        self.device = torch.device(config.device)
+        self.device = resolve_device(config.device)
         self.model = model.to(self.device).eval()
-        self.data, self.held_out, self.run = data, held_out, run
+        self.data, self.held_out, self.run, self.log = data, held_out, run, log
         self.description = description or {}
         self.total = config.generations
         self.x0 = model.flat_parameters().double().numpy()
@@ -176,8 +176,7 @@ class EvolutionTrainer:
         self.last_metrics: dict = {}
         self._pool = None
         if run is not None and run.latest_checkpoint() is not None:
-            self.load(run.latest_checkpoint())
-            run.truncate_metrics(self.step)
+            self._resume(run)
 
     # -- one generation ----------------------------------------------------------------------
     def score_candidates(self, thetas: np.ndarray, seeds: list[int]) -> np.ndarray:
@@ -233,7 +232,8 @@ class EvolutionTrainer:
                 self._start_workers()
             while self.step < self.total and not self.stopped:
                 logs = self.generation()
-                if self.stopped or (cfg.max_minutes and time.perf_counter() - t0 >= 60 * cfg.max_minutes):
+                spent = cfg.max_minutes and time.perf_counter() - t0 >= 60 * cfg.max_minutes
+                if self.stopped or spent:
                     self.total = self.step      # converged or budget spent: this is the last
                 bar.update(1)
                 last = self.step == self.total
@@ -255,6 +255,9 @@ class EvolutionTrainer:
         finally:
             bar.close()
             self._stop_workers()
+        if self.stopped:
+            self.log(f"CMA-ES stopped at generation {self.step}: "
+                     + ", ".join(f"{k}={v}" for k, v in self.stopped.items()))
         return self.last_metrics
 
     def _start_workers(self) -> None:
@@ -281,8 +284,8 @@ class EvolutionTrainer:
     # -- checkpoints ---------------------------------------------------------------------------
     def state(self) -> tuple[dict, dict]:
         self.model.set_flat_parameters(torch.from_numpy(self.mean))
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()
-                   if not k.startswith("components.")}     # components live in their own runs
+        own = ckpt.own_state(self.model, self.cfg.copy_components)
+        tensors = {f"model.{k}": v for k, v in own.items()}
         lam = self.es.popsize
         tensors.update({"evolution.x0": torch.from_numpy(self.x0),
                         "evolution.mean": torch.from_numpy(self.mean),
@@ -299,7 +302,9 @@ class EvolutionTrainer:
                 "metrics": self.last_metrics}
         return tensors, desc
 
-    # The Trainer's: write state() atomically as step_N, keep the newest keep_checkpoints.
+    # The Trainer's: resume from the newest checkpoint that reads whole (an older one if it is
+    # damaged); write state() atomically as step_N, keep the newest keep_checkpoints.
+    _resume = Trainer._resume
     save = Trainer.save
 
     def load(self, path) -> None:
@@ -315,20 +320,17 @@ class EvolutionTrainer:
         if self.es.popsize != saved["population"]:
             raise GenzooError(f"{path}: the run was evolved with population={saved['population']},"
                               f" not {self.es.popsize}; resume with the same setting")
-        self.history, self.step, self.best_fitness = [], 0, None
+        self.history, self.step, self.mean, self.stopped = [], 0, self.x0.copy(), {}
+        self.best_fitness = None
         for fitness in tensors["evolution.fitness"].numpy():
             self.tell(self.es.ask(), fitness)
         if not (np.array_equal(self.mean, tensors["evolution.mean"].numpy())
                 and float(self.es.sigma) == saved["sigma"]):
             drift = float(np.abs(self.mean - tensors["evolution.mean"].numpy()).max())
-            warnings.warn(f"{path}: replaying the evolution did not reproduce the saved state "
-                          f"(mean off by up to {drift:.3g}; saved with {desc['versions']}); "
-                          "resuming from the replayed state, not exactly", stacklevel=2)
-        found = self.model.load_state_dict(ckpt.sub(tensors, "model"), strict=False)
-        wrong = found.unexpected_keys + [k for k in found.missing_keys
-                                         if not k.startswith("components.")]
-        if wrong:
-            raise GenzooError(f"{path}: does not fit the model (e.g. {wrong[0]!r})")
+            self.log(f"warning: {path}: replaying the evolution did not reproduce the saved "
+                     f"state (mean off by up to {drift:.3g}; saved with {desc['versions']}); "
+                     "resuming from the replayed state, not exactly")
+        ckpt.load_own_state(self.model, ckpt.sub(tensors, "model"), path)
         self.model.set_flat_parameters(torch.from_numpy(self.mean))
         self.best = tensors["evolution.best"].numpy().copy()
         self.best_fitness = saved["best_fitness"]
