@@ -207,3 +207,51 @@ def test_a_pipeline_file_is_checked_before_anything_runs(toys, image_npz, tmp_pa
     with pytest.raises(GenzooError, match="stage 2: unknown key 'colour'"):
         pipeline.run(f, tmp_path / "p")
     assert not (tmp_path / "p").exists()
+
+
+# -- a family fitted by evolution goes through the same launcher ----------------------------
+@dataclass
+class ESConfig:
+    dim: int = 3
+
+
+def _evolved():
+    from genzoo.models.evolved import EvolvedFamily
+
+    class ToyES(EvolvedFamily):
+        def __init__(self, config, data, components=None):
+            super().__init__(config, data, components)
+            self.v = nn.Parameter(torch.zeros(config.dim, dtype=torch.float64))
+
+        def score(self, seed):
+            return float(-(self.v - 1).pow(2).sum())
+
+        def sample(self, n, generator=None):
+            return self.v.detach().float().expand(n, -1)
+    return ToyES
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("cma") is None, reason="needs cma")
+def test_an_evolved_family_trains_and_resumes_through_the_cli(monkeypatch, tmp_path, capsys):
+    registry.families()
+    cls = _evolved()
+    monkeypatch.setattr(cls, "family_name", "toy_es")
+    monkeypatch.setitem(registry._REGISTRY, "toy_es", registry.Entry(
+        "toy_es", cls, ESConfig, "implicit", "points", "a test family", None))
+    out = tmp_path / "es"
+    base = ["--no-progress", "--set", "train.sigma0=0.5", "--set", "train.checkpoint_every=2"]
+    assert main(["train", "toy_es", "--data", "moons", "--steps", "4", "--out", str(out), *base]) == 0
+    spec = RunDir(out).spec
+    assert type(spec.train).__name__ == "EvolutionConfig" and spec.train.generations == 4
+    assert main(["train", "toy_es", "--data", "moons", "--batch-size", "8", "--out",
+                 str(tmp_path / "bad"), "--no-progress"]) == 2
+    assert "has no batch_size" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert main(["train", "--resume", "--out", str(out), "--steps", "6", "--no-progress"]) == 0
+    assert RunDir(out).spec.train.generations == 6
+    model, desc = load_model(out)
+    assert desc["step"] == 6 and float((model.v - 1).abs().max()) < 1.0
+
+
+def test_a_preset_may_carry_loop_settings():
+    spec = launch.resolve("ddpm", data="digits", preset="book")
+    assert spec.train.grad_clip == 0.0 and spec.model.arch == "book"

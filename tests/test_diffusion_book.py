@@ -16,7 +16,7 @@ from genzoo.models.diffusion.unet import BookResidualBlock, BookUNet
 from genzoo.nn.embeddings import geometric_sinusoidal_embedding
 from genzoo.training import TrainConfig, Trainer
 
-BOOK = Diffusion.presets["book"]
+BOOK = {k: v for k, v in Diffusion.presets["book"].items() if "." not in k}   # model settings
 
 
 def book(data: DataInfo, **kw) -> Diffusion:

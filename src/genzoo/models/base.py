@@ -202,6 +202,9 @@ class Family(nn.Module):
     # Named alternatives to the default recipe: ``--preset NAME`` applies these settings.
     # Every family has ``tiny``: a few-second model for the contract test and pipeline smoke runs.
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    # How it is fitted: "gradient" (the Trainer, through objectives()) or "evolution" (an
+    # evolution strategy over a parameter vector: models/evolved.py).
+    fit_with: ClassVar[str] = "gradient"
     # The keywords its sample() takes beyond n and generator (see SampleOption).
     sample_options: ClassVar[tuple[SampleOption, ...]] = ()
     # Sub-networks (attribute names) whose weights get an EMA for sampling; empty: all trained

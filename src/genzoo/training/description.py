@@ -24,6 +24,7 @@ from genzoo import data as D
 from genzoo import registry
 from genzoo.errors import GenzooError
 from genzoo.models.base import DataInfo
+from genzoo.training import TRAINERS
 from genzoo.training.trainer import TrainConfig
 
 SECTIONS = ("model", "train", "data")
@@ -59,7 +60,7 @@ def file_sha256(path: Path) -> str:
 class RunSpec:
     family: str
     model: Any                           # the family's config dataclass
-    train: TrainConfig
+    train: TrainConfig                   # or the config of the family's trainer (fit_with)
     data: D.DataOptions
     data_spec: str
     data_info: DataInfo | None = None
@@ -89,7 +90,7 @@ class RunSpec:
             if not isinstance(d.get(key, {}), dict):
                 raise GenzooError(f"{where}: section {key!r} must be a mapping")
         model = C.from_dict(entry.config, d.get("model", {}), where=f"{where}: {d['family']} config")
-        train = C.from_dict(TrainConfig, d.get("train", {}), where=f"{where}: train config")
+        train = C.from_dict(loop_config(entry), d.get("train", {}), where=f"{where}: train config")
         data = dict(d.get("data", {}))
         spec = data.pop("spec", None)
         if not spec:
@@ -101,6 +102,15 @@ class RunSpec:
         except (KeyError, TypeError, ValueError) as e:
             raise GenzooError(f"{where}: malformed data_info or components ({e})") from None
         return cls(d["family"], model, train, options, str(spec), info, components)
+
+
+def loop_config(entry) -> type:
+    """The config dataclass of the ``train:`` section for a family: its trainer's."""
+    return TRAINERS[entry.cls.fit_with][0]
+
+
+def trainer_class(entry) -> type:
+    return TRAINERS[entry.cls.fit_with][1]
 
 
 def reconcile(entry, model: dict, data: dict, explicit_model: set[str]) -> dict:

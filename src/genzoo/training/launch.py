@@ -19,7 +19,7 @@ from genzoo import registry
 from genzoo.errors import GenzooError
 from genzoo.models.base import DataInfo
 from genzoo.training.components import check, construct, derive, load_component, pin_all
-from genzoo.training.description import RunSpec, reconcile
+from genzoo.training.description import RunSpec, loop_config, reconcile, trainer_class
 from genzoo.training.run import RunDir
 from genzoo.training.trainer import TrainConfig, Trainer, resolve_device
 
@@ -37,7 +37,9 @@ def resolve(family: str, *, data: str | None = None, config_file: str | None = N
         if preset not in presets:
             raise GenzooError(f"{family}: unknown preset {preset!r} "
                               f"(presets: {', '.join(presets) or 'none'})")
-        sections["model"].update(presets[preset])
+        for key, value in presets[preset].items():     # "train.x" / "data.x" reach those
+            section, _, name = key.rpartition(".")
+            sections[section or "model"][name] = value
     if config_file:
         if Path(config_file).is_dir():
             raise GenzooError(f"{config_file}: is a folder, not a config file")
@@ -55,13 +57,15 @@ def resolve(family: str, *, data: str | None = None, config_file: str | None = N
     explicit["data"].update({k: v for k, v in (data_options or {}).items() if v is not None})
     if data is not None:
         explicit["data"]["spec"] = data
+    loop = loop_config(entry)
     C.apply_overrides(explicit, list(overrides),
-                      types={"model": entry.config, "train": TrainConfig, "data": D.DataOptions})
+                      types={"model": entry.config, "train": loop, "data": D.DataOptions})
     for key in sections:
         sections[key].update(explicit[key])
-
-    train_cfg = C.from_dict(TrainConfig, sections["train"], where="train config")
-    if "steps" in (train or {}) and train["steps"] is not None:
+    if loop is not TrainConfig:
+        sections["train"] = _generations(sections["train"], family)
+    train_cfg = C.from_dict(loop, sections["train"], where="train config")
+    if loop is TrainConfig and "steps" in (train or {}) and train["steps"] is not None:
         train_cfg.epochs = None           # an explicit --steps wins over epochs from a file
     data_section = dict(sections["data"])
     spec = data_section.pop("spec", None)
@@ -73,6 +77,19 @@ def resolve(family: str, *, data: str | None = None, config_file: str | None = N
     data_cfg = C.from_dict(D.DataOptions, {**recipe, **data_section}, where="data options")
     check_device(train_cfg.device)
     return RunSpec(family, model_cfg, train_cfg, data_cfg, str(spec))
+
+
+def _generations(train: dict, family: str) -> dict:
+    """A family fitted by evolution counts generations: --steps N means N generations, and
+    batches or epochs mean nothing to it."""
+    train = {k: v for k, v in train.items() if v is not None}
+    for key in ("epochs", "batch_size"):
+        if key in train:
+            raise GenzooError(f"{family}: trained by an evolution strategy, it has no {key} "
+                              f"(--steps N sets the generations)")
+    if "steps" in train:
+        train["generations"] = train.pop("steps")
+    return train
 
 
 def check_device(name: str) -> None:
@@ -136,8 +153,8 @@ def train(spec: RunSpec | dict, out: str | Path | None = None, *, resume: bool =
     with run.lock():
         log(f"{spec.family}: {model.num_parameters():,} parameters; {len(train_ds)} training items"
             + (f", {len(held)} held out" if held is not None else "") + f"; run folder {run.path}")
-        trainer = Trainer(model, train_ds, spec.train, run=run, held_out=held,
-                          description=spec.to_dict(), writer=writer, log=log)
+        trainer = trainer_class(spec.entry)(model, train_ds, spec.train, run=run, held_out=held,
+                                            description=spec.to_dict(), writer=writer, log=log)
         if resume:      # the description changes only once the checkpoint has loaded
             if trainer.step > trainer.total:
                 raise GenzooError(f"{run.path}: {trainer.step} steps are done already; "
@@ -171,7 +188,7 @@ def showcase(trainer: Trainer, data, log=print) -> None:
 
 # What a resume may change: how long the run goes on, where and how visibly it runs. Anything
 # else would make the continued run differ from an uninterrupted one.
-RESUMABLE = ("steps", "epochs", "device", "progress", "max_minutes")
+RESUMABLE = ("steps", "epochs", "device", "progress", "max_minutes", "workers")
 
 
 def resume_description(out: str | Path | None, steps: int | None = None,
@@ -188,9 +205,13 @@ def resume_description(out: str | Path | None, steps: int | None = None,
     if refused:
         raise GenzooError(f"{out}: --resume continues the run as it was; {refused[0]} cannot "
                           f"change (a resume may change {', '.join(RESUMABLE)}); start a new run")
-    if "steps" in changes:
+    if not isinstance(spec.train, TrainConfig):
+        changes = _generations(changes, spec.family)
+    elif "steps" in changes:
         spec.train.steps, spec.train.epochs = changes.pop("steps"), None
     for k, v in changes.items():
+        if not hasattr(spec.train, k):
+            raise GenzooError(f"{out}: {spec.family} has no {k} to change on resume")
         setattr(spec.train, k, v)
     if "device" in changes:
         check_device(spec.train.device)

@@ -13,13 +13,16 @@ chain before spending hours on it.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from genzoo import config as C
+from genzoo import registry
 from genzoo.errors import GenzooError
 from genzoo.training import launch
+from genzoo.training.description import loop_config
 from genzoo.training.run import RunDir
 
 STAGE_KEYS = {"name", "family", "data", "preset", "steps", "epochs", "model", "train",
@@ -112,8 +115,9 @@ def _resolve(stage: Stage, folders: dict[str, Path], smoke: bool, data: str | No
     overrides = [_bind(o, folders) for o in s.set]
     preset, steps, epochs = s.preset, s.steps, s.epochs
     if smoke:
-        preset, steps, epochs = "tiny", None, None
-        train.update(SMOKE)
+        preset, steps, epochs = "tiny", SMOKE["steps"], None
+        fields = {f.name for f in dataclasses.fields(loop_config(registry.get(stage.family)))}
+        train.update({k: v for k, v in SMOKE.items() if k in fields})
     return launch.resolve(stage.family, data=data or s.data, preset=preset, overrides=overrides,
                           train={"steps": steps, "epochs": epochs},
                           config={"model": model, "train": train,

@@ -15,8 +15,7 @@ the data has labels: the design genzoo's guidance and attention options build on
 ``--preset book`` is the DDIM of Foster's book exactly (ch. 8): its U-Net (``arch=book``), the
 continuous offset-cosine schedule, L1 loss on the noise, AdamW(1e-3, weight decay 1e-4), EMA
 0.999, batch 64, 64x64, unconditional, 20 deterministic DDIM steps with no clipping of the x0
-guesses. Its loop has no gradient clipping; genzoo's ddpm default clips at 1: add
-``--set train.grad_clip=0`` for the book's loop too.
+guesses, and a loop without gradient clipping (genzoo's ddpm default clips at 1).
 """
 from __future__ import annotations
 
@@ -105,7 +104,7 @@ PRESETS = {
     "book": dict(arch="book", widths=[32, 64, 96], bottleneck=128, blocks=2, emb_dim=32,
                  image_size=64, schedule="offset_cosine", discrete=False, prediction="eps",
                  loss="l1", lr=1e-3, weight_decay=1e-4, conditional=False, sampler="ddim",
-                 sample_steps=20, eta=0.0, clip_denoised=False),
+                 sample_steps=20, eta=0.0, clip_denoised=False, **{"train.grad_clip": 0.0}),
     # Small enough to train in minutes on a CPU, at 32x32.
     "cpu": dict(widths=[32, 64], bottleneck=64, image_size=32, lr=1e-3),
     # A few-millisecond U-Net for the contract test and pipeline smoke runs: one block per
