@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import shutil
+import sys
 import time
 import warnings
 
@@ -34,9 +35,14 @@ GPT_OPTIONS = (SampleOption("prompt", str, None, kind="prompt"),
                SampleOption("top_k", int, None))
 
 
+def local(app, **kwargs) -> TestClient:
+    """A client that names this machine in its requests' Host header."""
+    return TestClient(app, base_url="http://127.0.0.1:8000", **kwargs)
+
+
 @pytest.fixture(scope="module")
 def client(explorer_runs):
-    with TestClient(create_app(explorer_runs)) as c:
+    with local(create_app(explorer_runs)) as c:
         yield c
 
 
@@ -106,7 +112,7 @@ def test_a_training_run_is_live_and_half_written_lines_are_skipped(tmp_path, exp
     (run / "config.yaml").write_text(text)
     (run / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": Infinity}\n'
                                        '{"step": 3, "lo')
-    with TestClient(create_app(tmp_path / "runs")) as c:
+    with local(create_app(tmp_path / "runs")) as c:
         summary = c.get("/api/runs").json()["runs"][0]
         assert summary["training"] and summary["step"] == 2 and summary["last"]["loss"] is None
         assert c.get("/api/runs/live").json()["metrics"] == [{"step": 1, "loss": 2.0},
@@ -244,21 +250,21 @@ def test_paths_outside_the_folder_are_refused(tmp_path, explorer_runs):
     root.mkdir()
     (root / "link").symlink_to(outside / "run")           # a run reached through a link
     (root / "escape").symlink_to(outside / "secret.txt")
-    with TestClient(create_app(root)) as c:
+    with local(create_app(root)) as c:
         assert c.get("/api/runs").json()["runs"] == []
         for url in ("/api/runs/link", "/api/runs/..%2Fprivate%2Frun", "/files/escape",
                     "/files/link/samples/step_00000001.png", "/files/%2e%2e/private/secret.txt",
                     "/files/%2Fetc%2Fpasswd"):
             assert "outside the runs folder" in error(c.get(url), 403), url
         assert "outside" in error(c.post("/api/runs/link/sample", json={}), 403)
-    with TestClient(create_app(explorer_runs)) as c:
+    with local(create_app(explorer_runs)) as c:
         assert "serves only" in error(
             c.get("/files/vae/checkpoints/step_00000003.safetensors"), 403)
 
 
 def test_unexpected_failures_are_one_line(explorer_runs, monkeypatch):
     app = create_app(explorer_runs)
-    with TestClient(app, raise_server_exceptions=False) as c:
+    with local(app, raise_server_exceptions=False) as c:
         monkeypatch.setattr(app.state.runs, "listing", lambda: 1 / 0)
         assert error(c.get("/api/runs"), 500).startswith("internal error (ZeroDivisionError)")
 
@@ -280,7 +286,7 @@ def test_one_model_computation_at_a_time(explorer_runs, monkeypatch):
         active[0] -= 1
         return original(self, n, generator=generator)
     monkeypatch.setattr(registry.get("vae").cls, "sample", slow)
-    with TestClient(create_app(explorer_runs)) as c:
+    with local(create_app(explorer_runs)) as c:
         # each POST returns at once with a queued job: four jobs wait together
         replies = [c.post("/api/runs/vae/sample", json={"n": 2}) for _ in range(4)]
         assert [done(c, r)["state"] for r in replies] == ["done"] * 4
@@ -309,6 +315,8 @@ def test_the_page_and_its_script_are_served(client):
         assert f'"/static/{name}"' in page.text and client.get(f"/static/{name}").status_code == 200
     assert "/api/runs" in client.get("/static/app.js").text
     assert client.get("/docs").status_code == 404      # Swagger's page would load a CDN
+    elsewhere = client.get("/api/runs", headers={"host": "attacker.example"})
+    assert elsewhere.status_code == 400       # a rebound DNS name does not reach the runs
 
 
 def test_serve_command_errors(capsys, tmp_path):
@@ -320,3 +328,9 @@ def test_serve_command_errors(capsys, tmp_path):
         s.listen()
         assert main(["serve", str(tmp_path), "--port", str(s.getsockname()[1])]) == 2
     assert "cannot listen" in capsys.readouterr().err
+
+
+def test_serve_without_its_extra_says_what_to_install(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "uvicorn", None)       # as if it were not installed
+    assert main(["serve", str(tmp_path)]) == 2
+    assert "pip install 'genzoo[serve]'" in capsys.readouterr().err

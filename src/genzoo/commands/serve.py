@@ -39,7 +39,7 @@ def run(args) -> int:
     try:
         import uvicorn
 
-        from genzoo.serve.app import create_app
+        from genzoo.serve.app import LOCAL, create_app
     except ModuleNotFoundError as e:
         if e.name not in ("fastapi", "uvicorn", "starlette", "pydantic"):
             raise
@@ -47,7 +47,9 @@ def run(args) -> int:
     from genzoo.serve.runs import RunsDir
     RunsDir(args.runs_dir)            # a missing folder is named before the port is tried
     check_address(args.host, args.port)
-    app = create_app(args.runs_dir, device=args.device)
+    everywhere = args.host in ("0.0.0.0", "::", "")
+    app = create_app(args.runs_dir, device=args.device,
+                     hosts=["*"] if everywhere else list(dict.fromkeys([args.host, *LOCAL])))
     print(f"genzoo explorer: http://{args.host}:{args.port}/  (runs in {app.state.runs.root}; "
           f"Ctrl-C stops it)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

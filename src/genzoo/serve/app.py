@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from genzoo import config as C
 from genzoo.errors import GenzooError
@@ -36,11 +37,16 @@ from genzoo.training.trainer import resolve_device
 
 STATIC = Path(__file__).parent / "static"
 MAX_STEPS = 64           # frames of one interpolation
+LOCAL = ["127.0.0.1", "localhost"]
 log = logging.getLogger("genzoo.serve")
 
 
-def create_app(runs_dir: str | Path, device: str = "cpu", work_dir: str | Path | None = None):
-    """The explorer over ``runs_dir``; its worker thread starts now and stops with the app."""
+def create_app(runs_dir: str | Path, device: str = "cpu", work_dir: str | Path | None = None,
+               hosts: list[str] = LOCAL):
+    """The explorer over ``runs_dir``; its worker thread starts now and stops with the app.
+
+    Requests must name one of ``hosts`` (``["*"]``: any) in their Host header, so that a web
+    page whose name is re-pointed at 127.0.0.1 (DNS rebinding) cannot read the runs."""
     runs = RunsDir(runs_dir)
     worker = W.Worker(resolve_device(device), work_dir)
 
@@ -52,6 +58,7 @@ def create_app(runs_dir: str | Path, device: str = "cpu", work_dir: str | Path |
     # no /docs or /redoc: those pages load their scripts from a CDN
     app = FastAPI(title="genzoo explorer", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.runs, app.state.worker = runs, worker
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))
     _errors(app)
 
     @app.get("/", include_in_schema=False)
