@@ -118,8 +118,9 @@ def explorer_runs(tmp_path_factory):
     the builtin digits (a sample grid at every step, an eval.json with a NaN), a tiny character
     GPT one folder down, and a compare folder's report page."""
     from genzoo.training import launch
+    from genzoo.viz.samples import save_samples
     root = tmp_path_factory.mktemp("runs")
-    quiet = dict(progress=False, log=lambda *a: None)
+    quiet = dict(progress=False, log=lambda *a: None, writer=save_samples)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GENZOO_CACHE", str(root.parent / "cache"))
         vae = launch.resolve("vae", data="digits", train={"steps": 3, "batch_size": 16},

@@ -25,6 +25,7 @@ from PIL import Image  # noqa: E402
 
 from genzoo import registry  # noqa: E402
 from genzoo.cli import main  # noqa: E402
+from genzoo.errors import GenzooError  # noqa: E402
 from genzoo.models.base import DataInfo, SampleOption  # noqa: E402
 from genzoo.serve import latent, options  # noqa: E402
 from genzoo.serve.app import create_app  # noqa: E402
@@ -101,8 +102,8 @@ def test_run_details(client):
     assert g["capabilities"] == {"sample": True, "interpolate": False, "plane": False,
                                  "upload": False}
     assert any(f["kind"] == "text" for s in g["samples"] for f in s["files"])
-    newer = client.get("/api/runs/vae", params={"since": 2}).json()["metrics"]
-    assert {m["step"] for m in newer} == {3} and "val/loss" in newer[-1]
+    later = client.get("/api/runs/vae", params={"start": 2}).json()
+    assert later["metrics"] == d["metrics"][2:] and later["metrics_count"] == len(d["metrics"])
 
 
 def test_a_training_run_is_live_and_half_written_lines_are_skipped(tmp_path, explorer_runs):
@@ -144,7 +145,8 @@ def test_text_samples_with_the_declared_options(client, monkeypatch):
     texts = fetch(client, job, "sample.txt").decode().strip().split(RULE)
     assert len(texts) == 2 and all(t.startswith("the d") and len(t) <= 10 for t in texts)
     bad = client.post("/api/runs/text/gpt/sample", json={"options": {"temperature": "hot"}})
-    assert error(bad, 400) == "gpt: option temperature = 'hot' is not a number"
+    message = error(bad, 400)
+    assert "temperature" in message and "'hot'" in message and "not a number" in message
     bad = client.post("/api/runs/text/gpt/sample", json={"options": {"temprature": 1}})
     assert "'temprature'" in error(bad, 400) and "temperature" in error(bad, 400)
     for field, value in (("n", 0), ("n", 1000), ("n", "many"), ("seed", -1)):
@@ -163,9 +165,9 @@ def test_option_values_are_converted_and_checked():
     assert options.validate("f", declared, {"steps": None, "label": 1}, info) == {"label": 1}
     for values, words in (({"steps": 2.5}, "not an integer"), ({"steps": True}, "integer"),
                           ({"eta": "nan"}, "not a number"), ({"sampler": "euler"}, "ddpm, ddim"),
-                          ({"ema": "maybe"}, "true or false"), ({"label": "emu"}, "cat, dog, owl"),
+                          ({"ema": "maybe"}, "maybe"), ({"label": "emu"}, "cat, dog, owl"),
                           ({"label": 3}, "not a class")):
-        with pytest.raises(options.GenzooError, match=words):
+        with pytest.raises(GenzooError, match=words):
             options.validate("f", declared, values, info)
     form = options.describe(declared[4], info)
     assert form["choices"] == ["cat", "dog", "owl"] and form["type"] == "str"

@@ -3,6 +3,8 @@ machine, picks a run the tests trained, samples, interpolates and moves the slid
 point of the latent plane, and the console stays free of errors."""
 from __future__ import annotations
 
+import json
+import shutil
 import socket
 import threading
 import time
@@ -17,12 +19,19 @@ from genzoo.serve.app import create_app  # noqa: E402
 
 
 @pytest.fixture
-def server(explorer_runs):
-    """The explorer on 127.0.0.1 at a free port, in a thread."""
+def server(explorer_runs, tmp_path):
+    """The explorer on 127.0.0.1 at a free port, in a thread, over the tests' runs and a copy
+    of the VAE run that looks as if it were still training."""
+    root = tmp_path / "runs"
+    shutil.copytree(explorer_runs, root)
+    config = root / "vae" / "config.yaml"
+    (root / "live").mkdir()
+    (root / "live" / "config.yaml").write_text(config.read_text().replace("steps: 3", "steps: 100"))
+    shutil.copy(root / "vae" / "metrics.jsonl", root / "live" / "metrics.jsonl")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(explorer_runs), host="127.0.0.1", port=port,
+    srv = uvicorn.Server(uvicorn.Config(create_app(root), host="127.0.0.1", port=port,
                                         log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -30,7 +39,7 @@ def server(explorer_runs):
     while not srv.started:
         assert thread.is_alive() and time.time() < deadline, "uvicorn did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
+    yield f"http://127.0.0.1:{port}", root
     srv.should_exit = True
     thread.join(timeout=30)
 
@@ -44,16 +53,17 @@ def loaded(browser, selector: str) -> list[str]:
 
 
 def test_pick_sample_interpolate_in_a_real_browser(server):
+    url, root = server
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
     browser = chromium()
     wait = WebDriverWait(browser, 60, poll_frequency=0.1)
     try:
-        browser.get(server + "/")
+        browser.get(url + "/")
         row = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, '#runs tr[data-id="vae"]'))
         assert {r.get_attribute("data-id") for r in browser.find_elements(
-            By.CSS_SELECTOR, "#runs tbody tr")} == {"vae", "text/gpt"}
+            By.CSS_SELECTOR, "#runs tbody tr")} == {"vae", "text/gpt", "live"}
         row.click()
         wait.until(lambda b: b.find_element(By.ID, "sample-section").is_displayed())
         assert browser.find_element(By.ID, "run-title").text == "vae"
@@ -86,6 +96,15 @@ def test_pick_sample_interpolate_in_a_real_browser(server):
         wait.until(lambda b: b.find_element(By.ID, "run-title").text == "text/gpt")
         assert not browser.find_element(By.ID, "interp-section").is_displayed()
         wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#grid-view pre").text)
+
+        # a training run: its curve grows as metrics.jsonl does
+        browser.find_element(By.CSS_SELECTOR, '#runs tr[data-id="live"]').click()
+        points = "return document.querySelectorAll('#curves circle').length"
+        before = wait.until(lambda b: b.find_element(By.ID, "run-title").text == "live"
+                            and b.execute_script(points))
+        with open(root / "live" / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"step": 4, "loss": 1.0}) + "\n")
+        wait.until(lambda b: b.execute_script(points) == before + 1)
 
         errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
         assert errors == []

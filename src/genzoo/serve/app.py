@@ -1,8 +1,8 @@
 """The explorer's HTTP side: one static page and the JSON API it is drawn from.
 
     GET  /api/runs                        every run under the folder (+ compare reports)
-    GET  /api/runs/{id}[?since=STEP]      config, metrics, sample grids, showcase, eval.json,
-                                          declared sampling options, capabilities
+    GET  /api/runs/{id}[?start=K]         config, metrics (from record K on), sample grids,
+                                          showcase, eval.json, sampling options, capabilities
     POST /api/runs/{id}/sample            {n, seed, options}           -> a job
     POST /api/runs/{id}/interpolate       {seeds: [a, b] | images: [data URL, data URL], steps}
     POST /api/runs/{id}/plane             the codes of a 2-d latent     -> a job (data)
@@ -120,8 +120,8 @@ def create_app(runs_dir: str | Path, device: str = "cpu", work_dir: str | Path |
         return queued(run_id, path, "decode", W.decoding(body["z"]))
 
     @app.get("/api/runs/{run_id:path}")
-    def run_details(run_id: str, since: int | None = None):
-        details = runs.details(run_id, since)
+    def run_details(run_id: str, start: int = 0):
+        details = runs.details(run_id, max(start, 0))
         if "error" not in details:
             try:
                 details.update(O.family_info(details["config"]))

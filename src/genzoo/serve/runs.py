@@ -44,8 +44,8 @@ def finite(obj):
     return obj
 
 
-def read_metrics(path: Path, since: int | None = None) -> list[dict]:
-    """The records of a metrics.jsonl after step ``since``; a line being written is skipped."""
+def read_metrics(path: Path) -> list[dict]:
+    """The records of a metrics.jsonl; a line being written is skipped."""
     try:
         lines = path.read_text().splitlines()
     except (FileNotFoundError, UnicodeDecodeError):
@@ -56,7 +56,7 @@ def read_metrics(path: Path, since: int | None = None) -> list[dict]:
             rec = json.loads(line)
         except ValueError:
             continue
-        if isinstance(rec, dict) and (since is None or rec.get("step", 0) > since):
+        if isinstance(rec, dict):
             out.append(finite(rec))
     return out
 
@@ -150,8 +150,10 @@ class RunsDir:
                 "training": bool(total and step < total and age < LIVE_SECONDS),
                 "last": last}
 
-    def details(self, run_id: str, since: int | None = None) -> dict:
-        """Everything the page shows of one run; ``since`` keeps only newer metrics."""
+    def details(self, run_id: str, start: int = 0) -> dict:
+        """Everything the page shows of one run; metrics from record ``start`` on (a page that
+        follows a training run asks for the records it has not seen; held-out records come
+        after the training record of the same step, so a step number would not do)."""
         path = self.run(run_id)
         out = self.summary(path)
         if "error" in out:
@@ -170,8 +172,9 @@ class RunsDir:
             except (ValueError, UnicodeDecodeError):
                 evaluation = {"error": "eval.json is not valid JSON"}
         report = path / "report.html"
+        metrics = read_metrics(path / "metrics.jsonl")
         return {**out, "config": finite(C.read_yaml(path / "config.yaml")),
-                "metrics": read_metrics(path / "metrics.jsonl", since),
+                "metrics": metrics[start:], "metrics_count": len(metrics),
                 "samples": [{"step": s, "files": fs} for s, fs in sorted(samples.items())],
                 "showcase": showcase, "eval": evaluation,
                 "report": self.url(report) if report.is_file() else None}

@@ -101,10 +101,14 @@ function renderSummary(d) {
 
 async function refresh() {   // a training run: new metrics and sample grids
   const id = state.run;
-  const since = state.metrics.length ? state.metrics[state.metrics.length - 1].step : -1;
   let d;
-  try { d = await api(runUrl(id) + "?since=" + since); } catch (e) { showError(e); return; }
+  try { d = await api(runUrl(id) + "?start=" + state.metrics.length); } catch (e) { showError(e); return; }
   if (id !== state.run) return;
+  if (d.metrics_count < state.metrics.length) {      // a resumed run rewrote its metrics
+    d = await api(runUrl(id)).catch(showError);
+    if (!d || id !== state.run) return;
+    state.metrics = [];
+  }
   state.metrics.push(...(d.metrics || []));
   Object.assign(state.details, { step: d.step, last: d.last, training: d.training });
   renderSummary(state.details);
