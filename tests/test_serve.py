@@ -330,6 +330,8 @@ def test_serve_command_errors(capsys, tmp_path):
         s.listen()
         assert main(["serve", str(tmp_path), "--port", str(s.getsockname()[1])]) == 2
     assert "cannot listen" in capsys.readouterr().err
+    assert main(["serve", str(tmp_path), "--device", "toaster"]) == 2
+    assert "'toaster' is not a device" in capsys.readouterr().err
 
 
 def test_serve_without_its_extra_says_what_to_install(capsys, tmp_path, monkeypatch):

@@ -45,7 +45,9 @@ def run(args) -> int:
             raise
         raise GenzooError(f"genzoo serve needs {e.name}: pip install 'genzoo[serve]'") from None
     from genzoo.serve.runs import RunsDir
-    RunsDir(args.runs_dir)            # a missing folder is named before the port is tried
+    from genzoo.training.launch import check_device
+    RunsDir(args.runs_dir)            # a missing folder or device is named before the port
+    check_device(args.device)
     check_address(args.host, args.port)
     everywhere = args.host in ("0.0.0.0", "::", "")
     app = create_app(args.runs_dir, device=args.device,

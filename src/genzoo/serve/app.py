@@ -33,6 +33,7 @@ from genzoo.serve import latent
 from genzoo.serve import options as O
 from genzoo.serve import worker as W
 from genzoo.serve.runs import NotFound, Refused, RunsDir
+from genzoo.training.launch import check_device
 from genzoo.training.trainer import resolve_device
 
 STATIC = Path(__file__).parent / "static"
@@ -48,6 +49,7 @@ def create_app(runs_dir: str | Path, device: str = "cpu", work_dir: str | Path |
     Requests must name one of ``hosts`` (``["*"]``: any) in their Host header, so that a web
     page whose name is re-pointed at 127.0.0.1 (DNS rebinding) cannot read the runs."""
     runs = RunsDir(runs_dir)
+    check_device(device)
     worker = W.Worker(resolve_device(device), work_dir)
 
     @asynccontextmanager
@@ -132,7 +134,7 @@ def create_app(runs_dir: str | Path, device: str = "cpu", work_dir: str | Path |
     @app.get("/api/jobs/{job_id}")
     def job_status(job_id: str, wait: float = 0.0):
         job = worker.get(job_id)
-        job.finished.wait(min(max(wait, 0.0), 10.0))
+        job.finished.wait(min(wait, 10.0) if wait > 0 else 0.0)     # NaN: no wait
         return job.public()
 
     @app.get("/api/jobs/{job_id}/files/{name}")
