@@ -31,9 +31,6 @@ from genzoo.serve import latent, options  # noqa: E402
 from genzoo.serve.app import create_app  # noqa: E402
 
 RULE = "\n" + "-" * 60 + "\n"
-GPT_OPTIONS = (SampleOption("prompt", str, None, kind="prompt"),
-               SampleOption("max_tokens", int, 200), SampleOption("temperature", float, 1.0),
-               SampleOption("top_k", int, None))
 
 
 def local(app, **kwargs) -> TestClient:
@@ -137,8 +134,9 @@ def test_samples_equal_genzoo_sample_with_the_same_seed(client, explorer_runs, t
     assert np.array_equal(np.load(io.BytesIO(fetch(client, again, "sample.npz")))["x"], y)
 
 
-def test_text_samples_with_the_declared_options(client, monkeypatch):
-    monkeypatch.setattr(registry.get("gpt").cls, "sample_options", GPT_OPTIONS)
+def test_text_samples_with_the_declared_options(client):
+    declared = {o["name"]: o for o in client.get("/api/runs/text/gpt").json()["options"]}
+    assert declared["prompt"]["kind"] == "prompt" and declared["temperature"]["type"] == "float"
     body = {"n": 2, "options": {"prompt": "the d", "max_tokens": "5", "temperature": 0.5,
                                 "top_k": ""}}
     job = done(client, client.post("/api/runs/text/gpt/sample", json=body))
@@ -164,7 +162,7 @@ def test_option_values_are_converted_and_checked():
     assert got == {"steps": 25, "eta": 0.5, "sampler": "ddim", "ema": False, "label": 2}
     assert options.validate("f", declared, {"steps": None, "label": 1}, info) == {"label": 1}
     for values, words in (({"steps": 2.5}, "not an integer"), ({"steps": True}, "integer"),
-                          ({"eta": "nan"}, "not a number"), ({"sampler": "euler"}, "ddpm, ddim"),
+                          ({"eta": "nan"}, "not a finite number"), ({"sampler": "euler"}, "ddpm, ddim"),
                           ({"ema": "maybe"}, "maybe"), ({"label": "emu"}, "cat, dog, owl"),
                           ({"label": 3}, "not a class")):
         with pytest.raises(GenzooError, match=words):

@@ -1,10 +1,11 @@
 """A sampling request's options, checked against what the family declares.
 
 A family lists the keywords of its ``sample()`` as :class:`SampleOption` values (name, type,
-default, choices, kind). A request's values are converted to the declared type and checked
-against the declared choices; an option of kind "label" takes a class name (or index) of the
-run's data and reaches ``sample()`` as the class index. Anything else is refused with one line
-naming the option and what it accepts. The page builds its form from :func:`describe`.
+default, choices, kind), and each parses a value as ``genzoo sample`` does: converted to the
+declared type and checked against the declared choices; an option of kind "label" takes a class
+name (or index) of the run's data and reaches ``sample()`` as the class index. Anything else is
+refused with one line naming the option and what it accepts. The page builds its form from
+:func:`describe`.
 """
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ CANNOT = {"sample": "a discriminative model does not sample",
           "interpolate": "has no decoder from codes, so no interpolation",
           "plane": "has no decoder from codes, so no latent plane",
           "upload": "cannot encode uploaded images"}
-_WHAT = {int: "an integer", float: "a number", bool: "true or false", str: "text"}
 
 
 def class_names(info: DataInfo) -> list[str]:
@@ -39,47 +39,11 @@ def describe(option: SampleOption, info: DataInfo) -> dict:
             "choices": list(choices) if choices is not None else None}
 
 
-def convert(tp: type, value: Any) -> Any:
-    """``value`` (from JSON or a form field) as ``tp``; ValueError when it is not one."""
-    if isinstance(value, str):
-        value = value.strip()
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        words = {"true": True, "1": True, "yes": True, "on": True,
-                 "false": False, "0": False, "no": False, "off": False}
-        if isinstance(value, str) and value.lower() in words:
-            return words[value.lower()]
-    elif tp is int and not isinstance(value, bool):
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            return int(value)
-    elif tp is float and not isinstance(value, bool) and isinstance(value, (int, float, str)):
-        v = float(value)
-        if math.isfinite(v):
-            return v
-    elif tp is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        return str(value)
-    raise ValueError(value)
-
-
-def label_index(value: Any, info: DataInfo, family: str) -> int:
-    names = class_names(info)
-    if str(value) in names:
-        return names.index(str(value))
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names):
-        return value
-    raise GenzooError(f"{family}: label {value!r} is not a class of this run "
-                      f"({', '.join(names) or 'it has none'})")
-
-
 def validate(family: str, declared: tuple[SampleOption, ...], values: Any,
              info: DataInfo) -> dict:
-    """The keywords for ``sample()`` from a request's ``options``; empty values are left to
-    the family's defaults."""
+    """The keywords for ``sample()`` from a request's ``options`` (JSON values or form text),
+    each parsed as the family declares it (:meth:`SampleOption.parse`); empty values are left
+    to the family's defaults."""
     if values is None:
         return {}
     if not isinstance(values, dict):
@@ -92,28 +56,26 @@ def validate(family: str, declared: tuple[SampleOption, ...], values: Any,
             raise GenzooError(f"{family}: no sampling option {name!r} (its options: {known})")
         if value is None or value == "":
             continue
-        o = by_name[name]
-        if o.kind == "label":
-            out[name] = label_index(value, info, family)
-            continue
+        if isinstance(value, (dict, list)):
+            raise GenzooError(f"{family}: option {name}: one value, not {type(value).__name__}")
         try:
-            v = convert(o.type, value)
-        except (ValueError, TypeError):
-            raise GenzooError(f"{family}: option {name} = {value!r} is not "
-                              f"{_WHAT.get(o.type, o.type)}") from None
-        if o.choices is not None and v not in o.choices:
-            raise GenzooError(f"{family}: option {name} = {value!r} is not one of "
-                              f"{', '.join(map(str, o.choices))}")
+            v = by_name[name].parse(str(value).strip(), info)
+        except GenzooError as e:
+            raise GenzooError(f"{family}: {e}") from None
+        if isinstance(v, float) and not math.isfinite(v):
+            raise GenzooError(f"{family}: option {name} = {value!r}: not a finite number")
         out[name] = v
     return out
 
 
 def bounded_int(body: dict, name: str, default: int, lo: int, hi: int) -> int:
-    """An integer field of a request body, within [lo, hi]."""
+    """An integer field of a request body (a number or its text), within [lo, hi]."""
     value = body.get(name, default)
     try:
-        v = convert(int, value)
-    except (ValueError, TypeError):
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ValueError(value)
+        v = int(value)
+    except ValueError:
         raise GenzooError(f"{name} = {value!r} is not an integer") from None
     if not lo <= v <= hi:
         raise GenzooError(f"{name} = {v} must be in {lo}..{hi}")
