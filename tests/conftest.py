@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 
 # Tiny models gain nothing from a second thread, and an OpenMP team that shares its cores with
 # another busy process can run 50x slower (seen here): the tests, and the subprocesses they
@@ -82,3 +84,56 @@ def layer_output_dtypes(model: torch.nn.Module):
     finally:
         for h in handles:
             h.remove()
+
+
+def chromium():
+    """Headless Chromium under Selenium, with the browser console log kept; skips the test
+    when selenium, chromium or chromedriver is missing."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("selenium is not installed (pip install selenium)")
+    binary = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")
+                   if shutil.which(b)), None)
+    driver = shutil.which("chromedriver")
+    if binary is None or driver is None:
+        pytest.skip("chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = binary
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync", "--no-first-run",
+              "--disable-dev-shm-usage", f"--user-data-dir={tempfile.mkdtemp(prefix='genzoo-chrome-')}"):
+        opts.add_argument(a)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=opts)
+
+
+CORPUS = "the cat sat on the mat. the dog sat on the log. " * 20
+
+
+@pytest.fixture(scope="session")
+def explorer_runs(tmp_path_factory):
+    """A folder of runs made in-process for the explorer's tests: a tiny VAE with a 2-d code on
+    the builtin digits (a sample grid at every step, an eval.json with a NaN), a tiny character
+    GPT one folder down, and a compare folder's report page."""
+    from genzoo.training import launch
+    from genzoo.viz.samples import save_samples
+    root = tmp_path_factory.mktemp("runs")
+    quiet = dict(progress=False, log=lambda *a: None, writer=save_samples)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GENZOO_CACHE", str(root.parent / "cache"))
+        vae = launch.resolve("vae", data="digits", train={"steps": 3, "batch_size": 16},
+                             overrides=[s for s in TINY_AE if s != "--set"]
+                             + ["train.sample_every=1", "train.log_every=1"])
+        launch.train(vae, root / "vae", **quiet)
+        corpus = root.parent / "corpus.txt"
+        corpus.write_text(CORPUS)
+        gpt = launch.resolve("gpt", data=str(corpus), train={"steps": 3},
+                             overrides=["n_layer=1", "n_head=2", "n_embd=16", "context=16",
+                                        "data.tokenizer=char", "train.sample_n=2"])
+        launch.train(gpt, root / "text" / "gpt", **quiet)
+    (root / "vae" / "eval.json").write_text('{"fd": 12.5, "kid": NaN, "features": "pixels"}')
+    (root / "cmp").mkdir()
+    (root / "cmp" / "report.html").write_text("<!doctype html><title>compare</title><p>table</p>")
+    return root

@@ -1,6 +1,6 @@
 """genzoo's packages import downward only.
 
-    cli, commands -> evaluation, viz -> training -> models -> nn -> data, config, registry, errors
+    cli, commands, serve -> evaluation, viz -> training -> models -> nn -> data, config, registry, errors
 
 A package may import itself, its peers in the same layer and anything lower, never a layer
 above. Every ``import`` and ``from ... import`` counts, at the top of a module or inside a
@@ -23,7 +23,7 @@ LAYERS = [
     {"models"},
     {"training"},
     {"evaluation", "viz"},
-    {"commands", "cli", "__main__"},
+    {"commands", "cli", "__main__", "serve"},     # serve: the explorer, a front end like cli
 ]
 RANK = {pkg: i for i, layer in enumerate(LAYERS) for pkg in layer}
 

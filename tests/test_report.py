@@ -1,8 +1,6 @@
 """`genzoo compare` and `genzoo report`: equal budgets, one table, a page that a real browser
 opens from disk without errors, showing every family's row and pictures."""
 import json
-import shutil
-import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -14,7 +12,7 @@ from genzoo.errors import GenzooError
 from genzoo.viz.report import render
 from genzoo.viz.results import markdown
 
-from conftest import TINY_AE
+from conftest import TINY_AE, chromium
 
 FAMILIES = ["vae", "autoencoder"]
 
@@ -91,30 +89,9 @@ def test_single_run_report(image_npz, capsys):
     assert Path("v/eval.json").is_file()
 
 
-def _browser():
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.skip("selenium is not installed (pip install selenium)")
-    binary = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")
-                   if shutil.which(b)), None)
-    driver = shutil.which("chromedriver")
-    if binary is None or driver is None:
-        pytest.skip("chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = binary
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-              "--disable-component-update", "--disable-sync", "--no-first-run",
-              "--disable-dev-shm-usage", f"--user-data-dir={tempfile.mkdtemp(prefix='genzoo-chrome-')}"):
-        opts.add_argument(a)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(driver), options=opts)
-
-
 def test_report_renders_in_a_real_browser(compared):
     out, _ = compared
-    browser = _browser()
+    browser = chromium()
     try:
         browser.get((out / "report.html").resolve().as_uri())
         errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
