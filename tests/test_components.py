@@ -255,3 +255,38 @@ def test_an_evolved_family_trains_and_resumes_through_the_cli(monkeypatch, tmp_p
 def test_a_preset_may_carry_loop_settings():
     spec = launch.resolve("ddpm", data="digits", preset="book")
     assert spec.train.grad_clip == 0.0 and spec.model.arch == "book"
+
+
+def test_derived_data_is_usable_as_the_data_of_any_family(toys, image_npz, tmp_path, capsys):
+    a = train("toy_coder", image_npz, tmp_path / "a")
+    spec = launch.resolve("realnvp", data=f"derived:{a.path}", preset="tiny",
+                          config={"train": TRAIN})
+    run = launch.train(spec, tmp_path / "flow", progress=False, log=lambda *_: None)
+    info = run.spec.data_info
+    assert info.modality == "points" and info.shape == (3,)
+    assert info.meta["derived_from"] == str(a.path) and info.meta["code_dim"] == 3
+    vae = tmp_path / "v"
+    assert main(["train", "dcgan", "--data", str(image_npz), "--preset", "tiny", "--steps", "1",
+                 "--out", str(vae), "--no-progress"]) == 0
+    assert main(["train", "realnvp", "--data", f"derived:{vae}", "--steps", "1", "--out",
+                 str(tmp_path / "bad"), "--no-progress"]) == 2
+    assert "derives no data" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_multi_field_items_batch_split_and_describe_each_field():
+    from genzoo.data.dataset import TensorDataset
+    from genzoo.models.base import DataInfo
+    n = 10
+    ds = TensorDataset(x=torch.arange(n * 4, dtype=torch.uint8).view(n, 1, 2, 2), modality="image",
+                       source="t", items={"caption": torch.arange(n * 5).view(n, 5),
+                                          "reward": torch.arange(n, dtype=torch.float32)},
+                       meta={"field_modality": {"caption": "text"}})
+    train_ds, held = ds.split(3)
+    assert len(held) == 3 and held.items["caption"][0, 0] == 7 * 5
+    b = train_ds.batch(torch.tensor([1, 4]))
+    assert b["caption"].tolist() == [[5, 6, 7, 8, 9], [20, 21, 22, 23, 24]]
+    assert b["reward"].tolist() == [1.0, 4.0] and b["x"].dtype == torch.float32
+    info = DataInfo.of(ds)
+    assert info.fields["caption"].modality == "text" and info.fields["caption"].shape == (5,)
+    assert info.fields["reward"].dtype == "float32" and info.fields["reward"].modality == "tensor"
+    assert DataInfo.from_dict(info.to_dict()) == info

@@ -93,6 +93,23 @@ def construct(spec: RunSpec, components: dict[str, Family]) -> Family:
 
 
 # -- data derived from a run -----------------------------------------------------------------
+DERIVED = "derived:"
+
+
+def derived_data(ref: str, progress: bool = True, log=print) -> TensorDataset:
+    """``--data derived:RUN_DIR``: the data that run was trained on, read as it read it, passed
+    through its model's derive() (e.g. a VAE's latents as points for a flow)."""
+    from genzoo import data as D
+    from genzoo.training.run import RunDir
+    owner = f"--data {DERIVED}{ref}"
+    comp = pin(ref, owner=owner)
+    model = load_component(comp, owner)
+    if type(model).derive is Family.derive:
+        raise GenzooError(f"{owner}: a {comp.family} run derives no data (its family has no derive())")
+    source = RunDir.open(ref).spec
+    return derive(D.load(source.data_spec, source.data), model, comp, progress=progress, log=log)
+
+
 def derive(ds: TensorDataset, component: Family, comp: Component, batch_size: int = 256,
            progress: bool = True, log=print) -> TensorDataset:
     """``ds`` passed through ``component.derive``, cached by the content hash of both."""

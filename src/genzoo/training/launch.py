@@ -18,7 +18,8 @@ from genzoo import data as D
 from genzoo import registry
 from genzoo.errors import GenzooError
 from genzoo.models.base import DataInfo
-from genzoo.training.components import check, construct, derive, load_component, pin_all
+from genzoo.training.components import (DERIVED, check, construct, derive, derived_data,
+                                         load_component, pin_all)
 from genzoo.training.description import RunSpec, loop_config, reconcile, trainer_class
 from genzoo.training.run import RunDir
 from genzoo.training.trainer import TrainConfig, Trainer, resolve_device
@@ -106,8 +107,12 @@ def check_device(name: str) -> None:
 
 def load_data(spec: RunSpec, components: dict | None = None, progress: bool = True, log=print):
     """(train, held_out) datasets of a run, with the recipe's notes logged. A family trained on
-    data derived from a component gets the items passed through it (cached)."""
-    ds = D.load(spec.data_spec, spec.data)
+    data derived from a component gets the items passed through it (cached), and so does any
+    family given ``--data derived:RUN_DIR`` (that run's own data, through that run's model)."""
+    if spec.data_spec.startswith(DERIVED):
+        ds = derived_data(spec.data_spec[len(DERIVED):], progress, log)
+    else:
+        ds = D.load(spec.data_spec, spec.data)
     for note in ds.meta.get("notes", []):
         log(f"data: {note}")
     through = spec.entry.cls.derives_data_from
