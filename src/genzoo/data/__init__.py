@@ -29,6 +29,12 @@ class DataOptions:
     tokenizer: str = "char"           # char | word | bpe
     vocab_size: int = 10000
     context: int = 80                 # tokens per training window
+    # music (data/music): the representation and what to do with the files
+    music: str = "tokens"             # tokens | events | grid | pianoroll
+    transpose: bool = False           # add the training pieces in the other 11 keys
+    bad_files: str = "skip"           # skip | refuse a music file that is not music / has no notes
+    bars: int = 2                     # piano rolls: bars of 16 sixteenths per item
+    pitch_range: str = "0-83"         # piano rolls: MIDI pitches LOW-HIGH kept, or "auto"
 
 
 _BUILTINS: dict[str, Callable[[DataOptions], TensorDataset]] = {}
