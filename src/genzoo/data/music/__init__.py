@@ -11,7 +11,7 @@ Spec forms:
   many as it needs.
 
 Every piece becomes a :class:`Score` (score.py; files.py reads and caches), and the scores
-become tensors in the representation ``data.music`` names (build.py): ``tokens`` (the book's
+become tensors in the representation ``data.music`` names (represent.py): ``tokens`` (the book's
 note and duration pairs), ``events`` (Oore et al. 2018), ``grid`` (S A T B per 16th) or
 ``pianoroll`` (MuseGAN). ``data.transpose`` adds the training pieces in all 12 keys;
 ``data.bad_files`` says whether a file that is not music, or has no notes, is skipped or
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from genzoo.data import DataOptions, builtin, reader
 from genzoo.data.dataset import TensorDataset
-from genzoo.data.music.build import REPRESENTATIONS, build, decode
+from genzoo.data.music.represent import REPRESENTATIONS, build, decode
 from genzoo.data.music.files import (MUSIC_EXTS, is_grid_npz, is_music_name, music_files,
                                      read_grid_npz, scores)
 from genzoo.data.music.grid import score_from_grid
