@@ -57,6 +57,14 @@ def test_tokens_round_trip_through_midi(tmp_path):
     melody = tokens.decode(EXPECTED, qpm=100)
     assert [n.pitch for n in melody.notes] == [72, 64, 76, 79, 79, 81, 83, 84, 74]
     assert tokens.encode(midi_round_trip(melody, tmp_path)) == EXPECTED
+    # G5 struck twice: at that tick the first one ends before the second starts
+    import mido
+    msgs, t = [], 0
+    for m in mido.MidiFile(tmp_path / "x.mid").tracks[1]:
+        t += m.time
+        if m.type.startswith("note") and m.note == 79:
+            msgs.append((t, m.type))
+    assert msgs == [(960, "note_on"), (1200, "note_off"), (1200, "note_on"), (1440, "note_off")]
 
 
 def test_tokens_round_trip_through_musicxml(tmp_path):
@@ -89,6 +97,7 @@ def test_events_follow_oore_and_round_trip_through_midi(tmp_path):
     s = small_score()
     ids = events.encode(s)
     assert ids[0] == events.START and ids[1] == events.VELOCITY + 80 * 32 // 128
+    assert sum(events.VELOCITY <= i for i in ids) == 1      # said again only when it changes
     # a quarter at 100 qpm is 0.6 s = 60 shifts of 10 ms: the rest from 4 to 5 is 60 steps
     back = events.decode(ids, qpm=100)
     key = lambda n: (n.pitch, round(n.start * 60), round(n.end * 60))
