@@ -61,11 +61,12 @@ def build(pieces: Iterable[Score], options, source: str) -> TensorDataset:
     if budget is not None and options.transpose and len(x) > budget:
         x, items = x[len(x) - budget:], {k: v[len(v) - budget:] for k, v in items.items()}
     meta["representation"] = rep
+    meta["copies"] = len(x) - sum(rows) if options.transpose else 0   # leading transposed items
     meta.setdefault("notes", []).insert(0, (
         f"{len(originals)} pieces as {rep} -> {len(x):,} items of {tuple(x.shape[1:])}"
         + (f"; {len(train_copies)} transposed copies of the first "
-           f"{len(originals) - held} pieces (the last {held} are held out whole)"
-           if options.transpose else "")))
+           f"{len(originals) - held} pieces (the last {held} are held out whole; a data.holdout "
+           "count holds out fewer)" if options.transpose else "")))
     return TensorDataset(x=x, modality="music", source=source, meta=meta, items=items)
 
 
