@@ -94,7 +94,7 @@ def _parse_music21(suffix: str, data: bytes) -> Score:
 # ---------------------------------------------------------------- the cache
 
 def cache_path(name: str, data: bytes) -> Path:
-    from genzoo.data.sources import cache_dir
+    from genzoo.data.cache import cache_dir
     h = hashlib.sha256(f"{PARSER_VERSION}|{PurePosixPath(name).suffix.lower()}|".encode())
     h.update(data)
     return cache_dir() / "music" / f"{h.hexdigest()[:32]}.npz"
