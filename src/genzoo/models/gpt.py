@@ -20,7 +20,8 @@ from torch import nn
 from genzoo.errors import GenzooError
 from genzoo.models.base import Objective
 from genzoo.models.next_token import NextTokenModel
-from genzoo.nn.attention import KVCache, MultiHeadAttention
+from genzoo.nn.attention import KVCache
+from genzoo.nn.transformer import Block
 from genzoo.registry import register
 
 
@@ -65,26 +66,6 @@ PRESETS = {
 }
 
 
-class Block(nn.Module):
-    def __init__(self, c: GPTConfig):
-        super().__init__()
-        d = c.n_embd
-        self.pre = c.norm == "pre"
-        self.ln_1 = nn.LayerNorm(d, bias=c.bias)
-        self.attn = MultiHeadAttention(d, c.n_head, c.dropout, causal=True, bias=c.bias)
-        self.ln_2 = nn.LayerNorm(d, bias=c.bias)
-        hidden = int(c.mlp_ratio * d)
-        self.mlp = nn.Sequential(nn.Linear(d, hidden, bias=c.bias), nn.GELU(),
-                                 nn.Linear(hidden, d, bias=c.bias), nn.Dropout(c.dropout))
-
-    def forward(self, h, cache=None):
-        if self.pre:
-            h = h + self.attn(self.ln_1(h), cache=cache)
-            return h + self.mlp(self.ln_2(h))
-        h = self.ln_1(h + self.attn(h, cache=cache))
-        return self.ln_2(h + self.mlp(h))
-
-
 class Transformer(nn.Module):
     """Token ids -> next-token logits: embeddings, blocks, final norm, (tied) projection."""
 
@@ -93,7 +74,8 @@ class Transformer(nn.Module):
         self.wte = nn.Embedding(V, c.n_embd)               # W_e
         self.wpe = nn.Embedding(c.context, c.n_embd)       # W_p
         self.drop = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(Block(c) for _ in range(c.n_layer))
+        self.blocks = nn.ModuleList(Block(c.n_embd, c.n_head, c.dropout, c.mlp_ratio, c.norm,
+                                          c.bias) for _ in range(c.n_layer))
         self.ln_f = nn.LayerNorm(c.n_embd, bias=c.bias) if c.norm == "pre" else nn.Identity()
         self.lm_head = None if c.tie_weights else nn.Linear(c.n_embd, V, bias=False)
         self.apply(self._init)
