@@ -177,6 +177,17 @@ def test_writer_writes_midi_musicxml_and_a_piano_roll(songs, tmp_path, monkeypat
     assert [back.meta["note_vocab"][i] for i in back.x[0].tolist()] == first
 
 
+def test_sound_and_notation_cover_the_first_samples_midi_all(songs, tmp_path, monkeypatch):
+    rendered = []
+    monkeypatch.setattr(viz, "sound_missing", lambda: None)
+    monkeypatch.setattr(viz, "render_wav", lambda mid, wav: rendered.append(wav) or wav)
+    ds, info = _token_data(songs)
+    batch = ds.batch(torch.arange(len(ds)).repeat(4)[:viz.SHOWN + 2])
+    out = save_samples(batch["x"], info, tmp_path / "s", duration=batch["duration"], quiet=True)
+    assert sum(p.suffix == ".mid" for p in out) == viz.SHOWN + 2
+    assert len(rendered) == viz.SHOWN
+
+
 def test_sound_is_skipped_cleanly_without_fluidsynth(monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     assert "FluidSynth is not installed" in viz.sound_missing()

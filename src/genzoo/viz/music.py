@@ -6,7 +6,8 @@ notated representations (token pairs, the voice grid), for a notation program, w
 is installed; ``STEM_i.wav``, rendered by FluidSynth with a General MIDI soundfont, when both
 are installed (Debian: ``apt-get install fluidsynth fluid-soundfont-gm``; another soundfont
 with ``GENZOO_SOUNDFONT=path.sf2``); and one picture of all samples' piano rolls,
-``STEM.png``. What cannot be written is said in one line.
+``STEM.png``. Sound, notation and the picture cover the first 8 samples (rendering is slow);
+MIDI covers them all. What cannot be written is said in one line.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from genzoo.viz.samples import writer
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 INSTALL = "apt-get install fluidsynth fluid-soundfont-gm"
 NOTATED = ("tokens", "grid")
+SHOWN = 8                       # samples rendered as sound, notation and picture
 
 
 def sound_missing() -> str | None:
@@ -109,13 +111,16 @@ def write_music(x, info: DataInfo, stem: Path, quiet: bool = False, **extra) -> 
     for i, s in enumerate(scores):
         one = stem.with_name(f"{stem.name}_{i}")
         files.append(write_midi(s, one.with_suffix(".mid")))
-        if notation:
+        if notation and i < SHOWN:
             files.append(write_musicxml(s, one.with_suffix(".musicxml")))
-        if sound is None:
+        if sound is None and i < SHOWN:
             files.append(render_wav(one.with_suffix(".mid"), one.with_suffix(".wav")))
     if sound:
         _say(f"genzoo: no WAV audio: {sound}", quiet)
-    files.append(piano_roll_png(scores, stem.with_suffix(".png")))
+    elif len(scores) > SHOWN:
+        _say(f"genzoo: WAV audio of the first {SHOWN} of {len(scores)} samples (the MIDI files "
+             "play them all)", quiet)
+    files.append(piano_roll_png(scores[:SHOWN], stem.with_suffix(".png")))
     return files
 
 
