@@ -38,9 +38,10 @@ def tiny(music="tokens", **cfg):
     return MusicTransformer(c, DataInfo.of(ds)), ds
 
 
-@pytest.mark.parametrize("norm", ["post", "pre"])
-def test_both_heads_at_t_depend_on_both_streams_up_to_t_only(norm):
-    model, ds = tiny(norm=norm)
+@pytest.mark.parametrize("norm,attention", [("post", "absolute"), ("pre", "absolute"),
+                                            ("post", "relative")])
+def test_both_heads_at_t_depend_on_both_streams_up_to_t_only(norm, attention):
+    model, ds = tiny(norm=norm, attention=attention)
     model.eval()
     parts = [e.detach().requires_grad_() for e in
              model.embed_streams([ds.x[:1, :-1], ds.items["duration"][:1, :-1]])]
@@ -114,3 +115,38 @@ def test_cli_trains_and_samples_midi(tmp_path, capsys):
     printed = capsys.readouterr().out
     for name in ("song_0.mid", "song_1.mid", "song.png"):
         assert (tmp_path / name).stat().st_size > 0 and name in printed
+
+
+def test_skewing_gives_each_pair_its_distance_embedding():
+    from genzoo.nn.relative_attention import RelativeSelfAttention, skew
+    L, d = 6, 4
+    Q, E = torch.randn(2, 3, L, d), torch.randn(3, L, d)        # E[r]: distance r - (L - 1)
+    S = skew(Q @ E.transpose(-2, -1))
+    for i in range(L):
+        for j in range(i + 1):                                  # Huang et al.'s S_rel, directly
+            torch.testing.assert_close(S[:, :, i, j], (Q[:, :, i] * E[:, j - i + L - 1]).sum(-1))
+    attn = RelativeSelfAttention(8, 2, max_len=L).eval()
+    x = torch.randn(1, L, 8)
+    y = attn(x)
+    with torch.no_grad():
+        attn.E_r.zero_()                                        # no distances: plain attention
+    from genzoo.nn.attention import MultiHeadAttention
+    plain = MultiHeadAttention(8, 2, causal=True).eval()
+    plain.load_state_dict({k: v for k, v in attn.state_dict().items() if k != "E_r"})
+    torch.testing.assert_close(attn(x), plain(x))
+    assert not torch.allclose(y, plain(x))
+    assert attn(x[:, :3]).shape == (1, 3, 8)                    # shorter windows use the last rows
+
+
+def test_relative_attention_learns_and_samples():
+    model, ds = tiny(music="events", attention="relative", lr=3e-3)
+    batch = ds.batch(torch.arange(len(ds)))
+    (objective,) = model.objectives()
+    opt = objective.make_optimizer()
+    first = model.loss(batch)["loss"]
+    for _ in range(30):
+        opt.zero_grad()
+        model.loss(batch)["loss"].backward()
+        opt.step()
+    assert model.loss(batch)["loss"] < 0.8 * first
+    assert model.sample(2, torch.Generator().manual_seed(0), max_tokens=20).shape[0] == 2

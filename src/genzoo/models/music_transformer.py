@@ -11,6 +11,9 @@ softmax heads read p(x_t+1 | x_<=t, d_<=t) and p(d_t+1 | x_<=t, d_<=t). The loss
 of the two cross-entropies; sampling draws a note and a duration at each step, each head at
 its own temperature, until a new START (the end of the piece). Over one stream (``events``,
 Oore et al. 2018, or the S A T B ``grid``) the same network is a plain decoder over it.
+``attention=relative`` gives each head learned embeddings of the distance between positions
+(Huang et al. 2018, with their memory-efficient skewing; nn/relative_attention.py), which the
+Music Transformer found to matter for long performances of events.
 The blocks and the token sampler are GPT's (nn/transformer.py, nn/sampling.py).
 """
 from __future__ import annotations
@@ -24,6 +27,7 @@ from torch import Tensor, nn
 from genzoo.errors import GenzooError
 from genzoo.models.base import Family, Objective, SampleOption
 from genzoo.nn.embeddings import sinusoidal_embedding
+from genzoo.nn.relative_attention import RelativeSelfAttention
 from genzoo.nn.sampling import check_sampling, sample_next
 from genzoo.nn.transformer import Block
 from genzoo.registry import register
@@ -40,6 +44,7 @@ class MusicTransformerConfig:
     context: int = 50               # positions seen at once (the book's SEQ_LEN)
     dropout: float = 0.3            # the book's DROPOUT_RATE
     norm: str = "post"              # post (the book's blocks) | pre (GPT-2)
+    attention: str = "absolute"     # absolute (sine positions only) | relative (Huang et al.)
     music: str = "tokens"           # the recipe's data.music: tokens | events | grid
     lr: float = 1e-3                # Adam
 
@@ -51,6 +56,8 @@ class MusicTransformerConfig:
                              "streams of even width, for the sine positions)")
         if self.norm not in ("pre", "post"):
             raise ValueError(f"norm must be pre or post, got {self.norm!r}")
+        if self.attention not in ("absolute", "relative"):
+            raise ValueError(f"attention must be absolute or relative, got {self.attention!r}")
         if self.music not in ("tokens", "events", "grid"):
             raise ValueError(f"music must be tokens, events or grid, got {self.music!r}")
         if not 0 <= self.dropout < 1:
@@ -62,9 +69,9 @@ PRESETS = {
     # the JSB chorales as S A T B per 16th: 32 steps of 4 voices, a small GPT-like stack
     "grid": dict(music="grid", n_layer=4, n_head=4, n_embd=128, mlp_ratio=4.0, context=128,
                  dropout=0.1, norm="pre"),
-    # Oore et al.'s performance events over a longer window
+    # Oore et al.'s performance events over a longer window, with relative attention
     "events": dict(music="events", n_layer=4, n_head=4, n_embd=128, mlp_ratio=4.0,
-                   context=256, dropout=0.1, norm="pre"),
+                   context=256, dropout=0.1, norm="pre", attention="relative"),
 }
 
 
@@ -105,8 +112,10 @@ class MusicTransformer(Family):
         width = c.n_embd // len(self.streams)
         self.wte = nn.ModuleList(nn.Embedding(len(v), width) for _, v in self.streams)
         self.drop = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(Block(c.n_embd, c.n_head, c.dropout, c.mlp_ratio, c.norm)
-                                    for _ in range(c.n_layer))
+        relative = lambda: (RelativeSelfAttention(c.n_embd, c.n_head, c.context, c.dropout)  # noqa: E731
+                            if c.attention == "relative" else None)
+        self.blocks = nn.ModuleList(Block(c.n_embd, c.n_head, c.dropout, c.mlp_ratio, c.norm,
+                                          attention=relative()) for _ in range(c.n_layer))
         self.ln_f = nn.LayerNorm(c.n_embd) if c.norm == "pre" else nn.Identity()
         self.heads = nn.ModuleList(nn.Linear(c.n_embd, len(v)) for _, v in self.streams)
         for e in self.wte:
