@@ -171,6 +171,8 @@ def test_voice_grid_round_trips_and_reads_as_satb_tokens():
     assert toks[:6] == ["START", "C5", "G4", "E4", "C3", "C5"] and toks[7] == "rest"
     np.testing.assert_array_equal(grid.grid_from_tokens(toks, 4), a)
     ds = B.build([s], D.DataOptions(music="grid", context=16, holdout=0), "test")
+    other = B.build([s.transpose(5)], D.DataOptions(music="grid", context=16), "test")
+    assert ds.meta["vocab"] == other.meta["vocab"] and ds.meta["vocab"][3 + 60] == "C4"
     (back,) = B.decode(ds.x[:1], DataInfo.of(ds).meta)
     np.testing.assert_array_equal(grid.voice_grid(back)[:4], a[:4])
 

@@ -73,10 +73,10 @@ def grid_from_tokens(tokens: list[str], voices: int) -> np.ndarray:
     return np.array(values[:steps * voices], dtype=np.float64).reshape(steps, voices)
 
 
-def grid_vocabulary(grids: list[np.ndarray]) -> list[str]:
-    """PAD (id 0), START, rest, then the pitches that occur, low to high."""
-    pitches = sorted({int(p) for a in grids for p in np.unique(a[~np.isnan(a)])})
-    return [PAD, START, REST] + [pitch_name(p) for p in pitches]
+def grid_vocabulary() -> list[str]:
+    """PAD (id 0), START, rest, then every MIDI pitch: the same ids for any data, so that a
+    model trained on one split reads another (``file.npz:valid``) the same way."""
+    return [PAD, START, REST] + [pitch_name(p) for p in range(128)]
 
 
 # ---------------------------------------------------------------- piano rolls

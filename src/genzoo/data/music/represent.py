@@ -140,7 +140,7 @@ def _tensors(rep: str, symbols: list, originals: list[Score], options, low: int,
         return x, {"mask": mask}, meta
     if rep == "grid":
         V = symbols[0].shape[1]
-        vocab = grid.grid_vocabulary(symbols)
+        vocab = grid.grid_vocabulary()
         ids = {t: i for i, t in enumerate(vocab)}
         x, mask = _stack([w for a in symbols
                           for w in _windows([ids[t] for t in grid.grid_tokens(a)], T)], T)
