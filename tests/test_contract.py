@@ -34,6 +34,7 @@ CASES = [pytest.param(name, modality, id=name if "/" not in e.modality else f"{n
 # a GAN's players (and an EBM's contrastive divergence) trade their losses back and forth.
 # Every other family must lower its loss on a fixed batch by 5% in DESCENT_STEPS steps.
 NO_DESCENT = {"dcgan": "adversarial", "wgan_gp": "adversarial", "cgan": "adversarial",
+              "musegan": "adversarial",
               "ebm": "contrastive divergence: E(real) - E(sample) chases its own sampler"}
 DESCENT_STEPS = 60
 
@@ -63,7 +64,19 @@ def _text(folder):
     return path
 
 
-DATA = {"image": _images, "points": _points, "text": _text}
+def _music(folder):
+    """Four-voice chorales on a 16th-note grid (the JSB .npz layout): a pickup and 8 bars."""
+    rng = np.random.default_rng(0)
+    pieces = np.empty(12, dtype=object)
+    for i in range(12):
+        steps = np.repeat(rng.integers(-3, 4, (33, 4)), 4, axis=0)       # a chord per beat
+        pieces[i] = (64 + steps - 7 * np.arange(4)).astype(np.float16)
+    path = folder / "chorales.npz"
+    np.savez(path, train=pieces)
+    return path
+
+
+DATA = {"image": _images, "points": _points, "text": _text, "music": _music}
 
 
 def describe(name: str, modality: str, folder, **train) -> RunSpec:
@@ -107,7 +120,25 @@ def _check_text(x, info, n):
     assert all(0 <= i < tok.vocab_size for i in ids)
 
 
-CHECK = {"image": _check_image, "points": _check_points, "text": _check_text}
+def _check_music(x, info, n):
+    from genzoo.data.music import decode
+    rep = info.meta["representation"]
+    if rep == "pianoroll":
+        _check_image(x, info, n)                     # floats in [0, 1] of the data's shape
+    else:
+        seqs = x if isinstance(x, dict) else {"x": x}
+        vocabs = {"x": info.meta.get("note_vocab") or info.meta["vocab"],
+                  "duration": info.meta.get("duration_vocab")}
+        assert set(seqs) == ({"x", "duration"} if rep == "tokens" else {"x"}), set(seqs)
+        for k, ids in seqs.items():
+            assert ids.dtype == torch.long and len(ids) == n
+            assert ids.min() >= 0 and ids.max() < len(vocabs[k])
+    assert len(decode(x["x"] if isinstance(x, dict) else x, info.meta,
+                      duration=x.get("duration") if isinstance(x, dict) else None)) == n
+
+
+CHECK = {"image": _check_image, "points": _check_points, "text": _check_text,
+         "music": _check_music}
 
 
 def check_samples(model, n: int = 3) -> None:
