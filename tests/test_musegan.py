@@ -1,5 +1,5 @@
 """MuseGAN: shapes of the four noises' paths, the critic's penalty and steps, binarised samples,
-exact resume, and training and sampling MIDI from the command line."""
+and training and sampling MIDI from the command line (exact resume: tests/test_contract.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,9 +13,6 @@ from genzoo.data import DataOptions
 from genzoo.errors import GenzooError
 from genzoo.models.base import DataInfo
 from genzoo.models.musegan import PRESETS, Critic, Generator, MuseGAN, MuseGANConfig
-from genzoo.training import checkpoint as ckpt
-from genzoo.training.run import RunDir
-from genzoo.training.trainer import TrainConfig, Trainer
 
 P, K = 30, 4
 
@@ -106,29 +103,6 @@ def test_refuses_tokens_and_other_bar_counts():
         MuseGAN(MuseGANConfig(), DataInfo("music", (81,), meta={"representation": "tokens"}))
     with pytest.raises(GenzooError, match="4 bars per item, the model 2"):
         MuseGAN(MuseGANConfig(), roll_info(bars=4))
-
-
-def test_resume_equals_an_uninterrupted_run(tmp_path):
-    from genzoo.data.dataset import TensorDataset
-    ds = TensorDataset(x=(chorale_rolls() * 255).to(torch.uint8), modality="music", source="t",
-                       meta={"representation": "pianoroll"})
-    cfg = dict(batch_size=8, progress=False, checkpoint_every=2, sample_every=0, seed=1)
-
-    def run(path, steps):
-        torch.manual_seed(0)
-        model = tiny()
-        Trainer(model, ds, TrainConfig(steps=steps, **cfg),
-                run=RunDir.open(path) if (path / "config.yaml").exists()
-                else RunDir.create(path, {"family": "musegan"})).fit()
-        return model
-
-    straight = run(tmp_path / "a", 4)
-    run(tmp_path / "b", 2)
-    resumed = run(tmp_path / "b", 4)
-    for (k, v), w in zip(straight.state_dict().items(), resumed.state_dict().values()):
-        assert torch.equal(v, w), k
-    _, desc = ckpt.load(RunDir.open(tmp_path / "b").latest_checkpoint(), "cpu")
-    assert desc["step"] == 4
 
 
 def test_cli_trains_on_the_jsb_grid_and_samples_midi(tmp_path, capsys):
