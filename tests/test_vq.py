@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -331,3 +332,12 @@ def test_showcases_draw_their_pictures(image_data, tmp_path):
     assert [f.name for f in files] == ["bits_per_position.png", "samples_by_temperature.png",
                                        "held_out_vs_samples.png"]
     assert all(f.stat().st_size > 0 for f in files)
+
+
+def test_code_maps_are_written_as_samples(tmp_path):
+    from genzoo.viz.samples import save_samples
+    info = DataInfo("codes", (4, 4), meta={"codebook_size": 32, "code_shape": [4, 4]})
+    k = torch.randint(0, 32, (6, 4, 4))
+    files = save_samples(k, info, tmp_path / "s")
+    assert [f.name for f in files] == ["s.png", "s.npz"]
+    assert np.array_equal(np.load(files[1])["x"], k.numpy())
