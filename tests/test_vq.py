@@ -260,8 +260,9 @@ def test_prior_learns_the_codes_and_a_class_conditional_prior_samples_a_label(im
     assert start == pytest.approx(math.log2(32), abs=0.6)    # near uniform at first
     trainer.fit()
     assert trainer.last_metrics["bits_per_code"] < 0.7 * start
-    x = model.sample(3, generator=torch.Generator().manual_seed(0), label="br")
+    x = model.sample(3, generator=torch.Generator().manual_seed(0), label=3)
     assert x.shape == (3, 1, 16, 16)
+    assert torch.equal(x, model.sample(3, generator=torch.Generator().manual_seed(0), label="br"))
     with pytest.raises(GenzooError, match="unknown label"):
         model.sample(1, label="nope")
     with pytest.raises(GenzooError, match="samples with --label"):

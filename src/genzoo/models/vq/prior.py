@@ -21,7 +21,7 @@ from torch import nn
 
 from genzoo.config import RunRef
 from genzoo.errors import GenzooError
-from genzoo.models.base import DataInfo, Family, Objective, SampleOption
+from genzoo.models.base import DataInfo, Family, Likelihood, Objective, SampleOption
 from genzoo.nn.attention import KVCache
 from genzoo.nn.masked import MaskedConv2d, MaskedResidualBlock
 from genzoo.nn.sampling import sample_next
@@ -82,8 +82,8 @@ class VQPrior(Family):
         SampleOption("temperature", float, 1.0, "divides the logits of every code (< 1: "
                      "sharper, less varied)"),
         SampleOption("top_k", int, None, "draw each code among the k likeliest only"),
-        SampleOption("label", str, None, "class name or index (class_conditional priors)",
-                     kind="label"),
+        SampleOption("label", int, None, "the class whose start token begins each map "
+                     "(class_conditional priors)", kind="label"),
     )
     derives_data_from = "first_stage"
 
@@ -163,6 +163,10 @@ class VQPrior(Family):
     def evaluate(self, batch):
         """Held-out negative log-likelihood of the code maps; ``bits_per_code`` is exact."""
         return self.loss(batch)
+
+    def likelihood(self, held_out):
+        """Exact bits per code over the K codebook entries (of the codes, not of the pixels)."""
+        return Likelihood(held_out["bits_per_code"], "bits/code", self.K, exact=True)
 
     # -- sampling ------------------------------------------------------------------------
     def _label(self, label, n: int) -> torch.Tensor | None:
