@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import resumed_and_uninterrupted
 from genzoo import config as C
 from genzoo.errors import GenzooError
 from genzoo.models.base import DataInfo
@@ -15,7 +16,6 @@ from genzoo.models.vq.prior import VQPrior, VQPriorConfig
 from genzoo.models.vq.vqvae import PRESETS, VQVAE, VQVAEConfig
 from genzoo.nn.quantize import VectorQuantizer, perplexity
 from genzoo.training import TrainConfig, Trainer
-from genzoo.training import checkpoint as ckpt
 from genzoo.training.components import derive
 from genzoo.training.description import Component
 from genzoo.training.run import RunDir
@@ -284,41 +284,26 @@ def test_a_first_stage_that_disagrees_with_the_codes_is_a_clear_error(image_data
 
 
 # -- exact resume through the Trainer ----------------------------------------------------------
-def _resume_equals_uninterrupted(tmp_path, build, data, **cfg):
+def _resume_is_exact(tmp_path, build, data, **cfg) -> dict:
     cfg = dict(batch_size=16, checkpoint_every=3, sample_every=0, progress=False, seed=2, **cfg)
-
-    def trainer(folder, steps):
-        return Trainer(build(), data, TrainConfig(steps=steps, **cfg), run=RunDir(folder))
-
-    for d in ("ref", "cut"):
-        (tmp_path / d).mkdir()
-    trainer(tmp_path / "ref", 8).fit()
-    trainer(tmp_path / "cut", 3).fit()
-    resumed = trainer(tmp_path / "cut", 8)
-    assert resumed.step == 3
-    resumed.fit()
-    ref, _ = ckpt.load(RunDir(tmp_path / "ref").latest_checkpoint())
-    got, desc = ckpt.load(RunDir(tmp_path / "cut").latest_checkpoint())
-    assert desc["step"] == 8
-    keys = [k for k in ref if k.startswith(("model.", "ema."))]
-    for k in keys:
-        torch.testing.assert_close(got[k], ref[k], rtol=0, atol=0, msg=lambda m: k + ": " + m)
-    return keys
+    make = lambda folder, steps: Trainer(build(), data, TrainConfig(steps=steps, **cfg),  # noqa: E731
+                                         run=RunDir(folder))
+    return resumed_and_uninterrupted(tmp_path, make)[0]
 
 
 @pytest.mark.parametrize("ema", [False, True])
 def test_vqvae_resume_is_exact(tmp_path, image_data, ema):
     # a high threshold keeps restarting codes, so the RNG state and the counts must resume too
-    keys = _resume_equals_uninterrupted(
+    state = _resume_is_exact(
         tmp_path, lambda: vqvae(DataInfo.of(image_data), ema=ema, restart_threshold=3.0),
         image_data, ema_decay=0.9)
-    assert "model.quantizer.cluster_size" in keys and "model.data_variance" in keys
+    assert "model.quantizer.cluster_size" in state and "model.data_variance" in state
 
 
 def test_prior_resume_is_exact(tmp_path, image_data):
     first = vqvae(DataInfo.of(image_data))
     codes = codes_of(first, image_data)
-    _resume_equals_uninterrupted(tmp_path, lambda: prior(first, codes, dropout=0.1), codes)
+    _resume_is_exact(tmp_path, lambda: prior(first, codes, dropout=0.1), codes)
 
 
 def test_showcases_draw_their_pictures(image_data, tmp_path):

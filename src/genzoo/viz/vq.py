@@ -21,18 +21,21 @@ from genzoo.viz.plots import plt, save_figure
 TEMPERATURES = (1.0, 0.8)
 
 
-def _first(data, n: int, device) -> dict:
+def _begin(model, data, out: Path, n: int) -> tuple[Path, dict]:
+    """The showcase's folder, made, and the first ``n`` items of ``data`` on the model's
+    device; the model in eval mode."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.eval()
     b = data.batch(torch.arange(min(n, len(data)), device=data.x.device))
-    return {k: v.to(device) for k, v in b.items()}
+    return out, {k: v.to(model.device) for k, v in b.items()}
 
 
 @torch.no_grad()
 def showcase(model, data, out: Path, generator: torch.Generator | None = None,
              per_row: int = 8) -> list[Path]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    model.eval()
-    x = _first(data, 1000, model.device)["x"]
+    out, b = _begin(model, data, out, 1000)
+    x = b["x"]
     codes = torch.cat([model.encode_codes(x[i:i + 250]) for i in range(0, len(x), 250)])
     files = []
     k = min(2 * per_row, len(x))    # rows: originals, their reconstructions, twice
@@ -63,10 +66,7 @@ def usage_histogram(counts: torch.Tensor, path: Path) -> Path:
 @torch.no_grad()
 def prior_showcase(model, data, out: Path, generator: torch.Generator | None = None,
                    per_row: int = 8) -> list[Path]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    model.eval()
-    b = _first(data, 500, model.device)
+    out, b = _begin(model, data, out, 500)
     files = [_bits_map(model, b, out / "bits_per_position.png")]
     first = model.first_stage
     if first is None:                    # code maps alone cannot be drawn as images

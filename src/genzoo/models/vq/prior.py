@@ -114,8 +114,9 @@ class VQPrior(Family):
         shape = tuple(data.meta.get("code_shape") or data.shape)
         K = data.meta.get("codebook_size")
         first = self.first_stage
-        if first is not None:
-            theirs = (first.config.codebook_size, tuple(first.code_shape))
+        if first is not None:           # any first stage whose derive() gives code maps
+            meta = first.derived_meta()
+            theirs = (meta["codebook_size"], tuple(meta["code_shape"]))
             if K is not None and (K, shape) != theirs:
                 raise GenzooError(f"vq_prior: the codes ({K} codes, map {shape}) are not those of "
                                   f"the first stage ({theirs[0]} codes, map {theirs[1]})")
