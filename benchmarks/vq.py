@@ -4,7 +4,7 @@ images, one data set at a time.
     OMP_NUM_THREADS=2 python -m benchmarks.vq --data fashion --out /tmp/vq-bench
     OMP_NUM_THREADS=2 python -m benchmarks.vq --data flowers --out /tmp/vq-bench
     # options: --vq-minutes 6 --prior-minutes 3 (or --vq-steps / --prior-steps), --preset small,
-    #          --features classifier:RUN_DIR (default: pixels), --datasets DIR
+    #          --batch-size 32, --features classifier:RUN_DIR (default: pixels), --datasets DIR
     # the CIFAR-10 reference point of the advanced-GAN issue (first stage only, 10 minutes):
     OMP_NUM_THREADS=2 python -m benchmarks.vq --data ../shared/datasets/cifar10/cifar10_jpg.tar:train \
         --holdout 1000 --shuffle --vq-minutes 10 --prior-minutes 0 --out /tmp/vq-bench
@@ -105,8 +105,8 @@ def run_one(a) -> dict:
     name, train, held = load(a)
     out = Path(a.out) / name
     torch.manual_seed(0)
-    vq = VQVAE(C.from_dict(VQVAEConfig, {**PRESETS.get(a.preset, {}), "image_size": a.image_size}),
-               DataInfo.of(train))
+    preset = {k: v for k, v in PRESETS.get(a.preset, {}).items() if "." not in k}   # model part
+    vq = VQVAE(C.from_dict(VQVAEConfig, {**preset, "image_size": a.image_size}), DataInfo.of(train))
     print(f"{name}: {len(train)} training / {len(held)} held-out images {tuple(train.shape)}; "
           f"vqvae {vq.num_parameters():,} parameters")
     _, vq_time = trained(vq, train, held, loop(a.vq_steps, a.vq_minutes, a.batch_size, 500),

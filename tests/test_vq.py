@@ -327,3 +327,17 @@ def test_code_maps_are_written_as_samples(tmp_path):
     files = save_samples(k, info, tmp_path / "s")
     assert [f.name for f in files] == ["s.png", "s.npz"]
     assert np.array_equal(np.load(files[1])["x"], k.numpy())
+
+
+def test_both_stages_train_through_the_cli(image_npz, tmp_path):
+    from genzoo.cli import main
+    from genzoo.config import read_yaml
+    quiet = ["--no-progress", "--preset", "tiny", "--steps", "3"]
+    assert main(["train", "vqvae", "--data", str(image_npz), "--out", "vq", *quiet]) == 0
+    assert main(["train", "vq_prior", "--data", str(image_npz), "--out", "prior",
+                 "--set", "first_stage=vq", *quiet]) == 0
+    desc = read_yaml(tmp_path / "prior" / "config.yaml")
+    assert desc["components"]["first_stage"]["family"] == "vqvae"
+    assert desc["data_info"]["modality"] == "codes"
+    assert (tmp_path / "prior" / "samples" / "step_00000003.png").is_file()   # decoded images
+    assert (tmp_path / "prior" / "showcase" / "held_out_vs_samples.png").is_file()
