@@ -137,3 +137,26 @@ def explorer_runs(tmp_path_factory):
     (root / "cmp").mkdir()
     (root / "cmp" / "report.html").write_text("<!doctype html><title>compare</title><p>table</p>")
     return root
+
+
+def resumed_and_uninterrupted(tmp_path, trainer, steps: int = 8, cut: int = 3):
+    """The last checkpoints of a run of ``steps`` and of one stopped at ``cut`` and resumed by a
+    fresh Trainer, as (uninterrupted tensors, resumed tensors, resumed description), after
+    asserting that every model and EMA tensor is exactly the same. ``trainer(folder, steps)``
+    makes a Trainer writing to ``folder`` (each call with the same initial weights)."""
+    from genzoo.training import checkpoint as ckpt
+    from genzoo.training.run import RunDir
+    for d in ("ref", "cut"):
+        (tmp_path / d).mkdir()
+    trainer(tmp_path / "ref", steps).fit()
+    trainer(tmp_path / "cut", cut).fit()
+    resumed = trainer(tmp_path / "cut", steps)
+    assert resumed.step == cut
+    resumed.fit()
+    ref, _ = ckpt.load(RunDir(tmp_path / "ref").latest_checkpoint())
+    got, desc = ckpt.load(RunDir(tmp_path / "cut").latest_checkpoint())
+    assert desc["step"] == steps
+    keys = [k for k in ref if k.startswith(("model.", "ema."))]
+    for k in keys:
+        torch.testing.assert_close(got[k], ref[k], rtol=0, atol=0, msg=lambda m: k + ": " + m)
+    return ref, got, desc

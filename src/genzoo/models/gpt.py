@@ -7,21 +7,19 @@ GELU MLP, each in a residual branch with layer norm before it (pre-norm, GPT-2) 
 (post-norm, the original transformer); a final projection onto the vocabulary, tied to W_e
 (Press & Wolf 2017), gives p(x_t+1 | x_<=t). Generation keeps the keys and values of past
 positions in a cache, so each new token costs one position rather than the whole context.
+The network itself is :class:`genzoo.nn.transformer.Transformer`, shared with the VQ priors.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from genzoo.errors import GenzooError
 from genzoo.models.base import Objective
 from genzoo.models.next_token import NextTokenModel
 from genzoo.nn.attention import KVCache
-from genzoo.nn.transformer import Block
+from genzoo.nn.transformer import Transformer, decay_groups
 from genzoo.registry import register
 
 
@@ -66,46 +64,6 @@ PRESETS = {
 }
 
 
-class Transformer(nn.Module):
-    """Token ids -> next-token logits: embeddings, blocks, final norm, (tied) projection."""
-
-    def __init__(self, c: GPTConfig, V: int):
-        super().__init__()
-        self.wte = nn.Embedding(V, c.n_embd)               # W_e
-        self.wpe = nn.Embedding(c.context, c.n_embd)       # W_p
-        self.drop = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(Block(c.n_embd, c.n_head, c.dropout, c.mlp_ratio, c.norm,
-                                          c.bias) for _ in range(c.n_layer))
-        self.ln_f = nn.LayerNorm(c.n_embd, bias=c.bias) if c.norm == "pre" else nn.Identity()
-        self.lm_head = None if c.tie_weights else nn.Linear(c.n_embd, V, bias=False)
-        self.apply(self._init)
-        for name, p in self.named_parameters():     # GPT-2: residual projections / sqrt(2L)
-            if name.endswith(("attn.out.weight", "mlp.2.weight")):
-                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * c.n_layer))
-
-    @staticmethod
-    def _init(m):
-        if isinstance(m, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
-            if getattr(m, "bias", None) is not None:
-                nn.init.zeros_(m.bias)
-
-    def embed(self, idx, pos0: int = 0):
-        """h_0 = W_e[x] + W_p[pos0 .. pos0 + T - 1]."""
-        pos = torch.arange(pos0, pos0 + idx.shape[1], device=idx.device)
-        return self.drop(self.wte(idx) + self.wpe(pos))
-
-    def transform(self, h, caches=None):
-        """Embedded inputs (B, T, d) -> next-token logits (B, T, V)."""
-        for i, block in enumerate(self.blocks):
-            h = block(h, None if caches is None else caches[i])
-        h = self.ln_f(h)
-        return self.lm_head(h) if self.lm_head is not None else F.linear(h, self.wte.weight)
-
-    def forward(self, idx, pos0: int = 0, caches=None):
-        return self.transform(self.embed(idx, pos0), caches)
-
-
 @register("gpt", config=GPTConfig, taxonomy="explicit-tractable", modality="text",
           summary="decoder-only transformer: causal self-attention, next-token likelihood",
           showcase="genzoo.viz.text:showcase")
@@ -123,7 +81,8 @@ class GPT(NextTokenModel):
             raise GenzooError(f"gpt: the data windows hold {data.shape[0] - 1} tokens, more than "
                               f"the model's context {c.context} (set context={data.shape[0] - 1} "
                               f"or data.context={c.context})")
-        self.net = Transformer(c, self.V)
+        self.net = Transformer(self.V, c.context, c.n_layer, c.n_head, c.n_embd, c.mlp_ratio,
+                               c.dropout, c.norm, c.bias, c.tie_weights)
 
     @classmethod
     def data_defaults(cls, config):
@@ -142,10 +101,7 @@ class GPT(NextTokenModel):
     # -- training ------------------------------------------------------------------------
     def objectives(self):
         c = self.config
-        decay = [p for p in self.parameters() if p.dim() >= 2]
-        rest = [p for p in self.parameters() if p.dim() < 2]
-        groups = [{"params": decay, "weight_decay": c.weight_decay},
-                  {"params": rest, "weight_decay": 0.0}]
+        groups = decay_groups(self.parameters(), c.weight_decay)
         return [Objective("nll", self.loss, groups, lr=c.lr, betas=tuple(c.betas),
                           weight_decay=c.weight_decay, optimizer="adamw")]
 

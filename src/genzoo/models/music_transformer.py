@@ -114,7 +114,7 @@ class MusicTransformer(Family):
         self.drop = nn.Dropout(c.dropout)
         relative = lambda: (RelativeSelfAttention(c.n_embd, c.n_head, c.context, c.dropout)  # noqa: E731
                             if c.attention == "relative" else None)
-        self.blocks = nn.ModuleList(Block(c.n_embd, c.n_head, c.dropout, c.mlp_ratio, c.norm,
+        self.blocks = nn.ModuleList(Block(c.n_embd, c.n_head, c.mlp_ratio, c.dropout, c.norm,
                                           attention=relative()) for _ in range(c.n_layer))
         self.ln_f = nn.LayerNorm(c.n_embd) if c.norm == "pre" else nn.Identity()
         self.heads = nn.ModuleList(nn.Linear(c.n_embd, len(v)) for _, v in self.streams)

@@ -24,7 +24,7 @@ from torch import nn
 
 from genzoo.errors import GenzooError
 from genzoo.models.base import DataInfo, Family, Likelihood, Objective, SampleOption
-from genzoo.nn.masked import MaskedConv2d
+from genzoo.nn.masked import MaskedConv2d, MaskedResidualBlock
 from genzoo.registry import register
 
 
@@ -45,22 +45,6 @@ class PixelCNNConfig:
             raise ValueError(f"kernel_size must be odd and >= 3, got {self.kernel_size}")
         if self.filters < 2 or self.residual_blocks < 0 or self.output_layers < 0:
             raise ValueError("filters must be >= 2; residual_blocks and output_layers >= 0")
-
-
-class ResidualBlock(nn.Module):
-    """x + 1x1(relu(masked 3x3(relu(1x1(x))))), every convolution masked (type B) so that
-    colour groups stay ordered; for grey images the 1x1 masks are all ones."""
-
-    def __init__(self, h: int, colours: int):
-        super().__init__()
-        self.reduce = MaskedConv2d(h, h // 2, 1, "B", colours)
-        self.conv = MaskedConv2d(h // 2, h // 2, 3, "B", colours)
-        self.expand = MaskedConv2d(h // 2, h, 1, "B", colours)
-
-    def forward(self, x):
-        y = F.relu(self.reduce(x))
-        y = F.relu(self.conv(y))
-        return x + F.relu(self.expand(y))
 
 
 def quantize(x: torch.Tensor, levels: int) -> torch.Tensor:
@@ -90,7 +74,7 @@ class PixelCNN(Family):
         C = self.colours = data.shape[0]
         K, h = config.levels, config.filters
         layers = [MaskedConv2d(C, h, config.kernel_size, "A", C), nn.ReLU()]
-        layers += [ResidualBlock(h, C) for _ in range(config.residual_blocks)]
+        layers += [MaskedResidualBlock(h, C) for _ in range(config.residual_blocks)]
         for _ in range(config.output_layers):
             layers += [MaskedConv2d(h, h, 1, "B", C), nn.ReLU()]
         layers += [MaskedConv2d(h, C * K, 1, "B", C)]

@@ -66,6 +66,23 @@ class MaskedConv2d(nn.Conv2d):
         return super().extra_repr() + f", mask_type={self.mask_type}"
 
 
+class MaskedResidualBlock(nn.Module):
+    """x + 1x1(relu(masked 3x3(relu(1x1(x))))), every convolution masked (type B) so that
+    colour groups stay ordered; for grey images the 1x1 masks are all ones (PixelCNN's block;
+    the VQ prior's PixelCNN over code maps uses it too)."""
+
+    def __init__(self, h: int, colours: int):
+        super().__init__()
+        self.reduce = MaskedConv2d(h, h // 2, 1, "B", colours)
+        self.conv = MaskedConv2d(h // 2, h // 2, 3, "B", colours)
+        self.expand = MaskedConv2d(h // 2, h, 1, "B", colours)
+
+    def forward(self, x):
+        y = F.relu(self.reduce(x))
+        y = F.relu(self.conv(y))
+        return x + F.relu(self.expand(y))
+
+
 # -- shifted convolutions (PixelCNN++) ------------------------------------------------------
 def down_shift(x: torch.Tensor) -> torch.Tensor:
     """Move every row one down (a zero row enters at the top): row i now holds row i - 1."""

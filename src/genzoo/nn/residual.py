@@ -46,3 +46,21 @@ class ResidualBlock(nn.Module):
             h = h * (1 + scale) + shift
         h = self.conv2(self.dropout(self.act(h)))
         return self.skip(x) + h
+
+
+class ResidualStack(nn.Module):
+    """The residual blocks of the VQ-VAE (van den Oord et al. 2017): each adds
+    conv1x1(relu(conv3x3(relu(h)))) to h ("ReLU, 3x3 conv, ReLU, 1x1 conv"), with ``hidden``
+    channels inside; a ReLU follows the last block. (N, channels, H, W) -> the same shape."""
+
+    def __init__(self, channels: int, hidden: int, blocks: int):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.ReLU(), nn.Conv2d(channels, hidden, 3, padding=1),
+                          nn.ReLU(), nn.Conv2d(hidden, channels, 1))
+            for _ in range(blocks))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            h = h + block(h)
+        return torch.relu(h)

@@ -32,10 +32,13 @@ def check_sampling(temperature: float, top_k: int | None, top_p: float | None,
 
 
 def filter_logits(logits: Tensor, temperature: float = 1.0, top_k: int | None = None,
-                  top_p: float | None = None) -> Tensor:
-    """Logits (B, V) reshaped by temperature, top-k and top-p; removed tokens get -inf."""
+                  top_p: float | None = None, pad: int | None = tk.PAD) -> Tensor:
+    """Logits (B, V) reshaped by temperature, top-k and top-p; removed tokens get -inf.
+    Token ``pad`` (padding in text; None where every index is a real token, as VQ codes)
+    is never drawn."""
     logits = logits.float().clone()
-    logits[:, tk.PAD] = float("-inf")               # padding is never a next token
+    if pad is not None:
+        logits[:, pad] = float("-inf")
     logits = logits / max(temperature, 1e-8)
     if top_k is not None and top_k < logits.shape[-1]:
         kth = logits.topk(top_k, dim=-1).values[:, -1:]
@@ -51,9 +54,9 @@ def filter_logits(logits: Tensor, temperature: float = 1.0, top_k: int | None = 
 
 def sample_next(logits: Tensor, generator: torch.Generator | None = None,
                 temperature: float = 1.0, top_k: int | None = None,
-                top_p: float | None = None) -> Tensor:
+                top_p: float | None = None, pad: int | None = tk.PAD) -> Tensor:
     """One token per row of ``logits`` (B, V) -> (B,)."""
-    logits = filter_logits(logits, temperature, top_k, top_p)
+    logits = filter_logits(logits, temperature, top_k, top_p, pad)
     if temperature == 0:
         return logits.argmax(-1)
     return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
