@@ -79,6 +79,6 @@ def run(args) -> int:
     with torch.no_grad():
         x = model.sample(args.n, generator=g, **conditions)
     stem = args.out or f"{args.run_dir}/samples/sample"
-    for f in save_samples(x, model.data, stem):
+    for f in save_samples(x, model.output_info, stem):
         print(f)
     return 0

@@ -25,6 +25,8 @@ from genzoo import registry
 from genzoo.errors import GenzooError
 from genzoo.evaluation import modalities
 from genzoo.models.base import Family
+from genzoo.training.description import RunSpec
+from genzoo.training.launch import load_data
 from genzoo.training.run import RunDir, load_model
 from genzoo.training.trainer import resolve_device
 
@@ -55,8 +57,9 @@ def _own_held_out(model: Family, description: dict, held):
     the reference itself when it has the model's shape, else the run's own held-out split."""
     if tuple(held.shape) == tuple(model.data.shape):
         return held
-    try:
-        _, own = load_reference(description)
+    try:       # read as the run read it: adapted by its recipe, derived through its components
+        spec = RunSpec.from_dict(description)
+        _, own = load_data(spec, dict(model.components), progress=False, log=lambda *_: None)
     except GenzooError:
         return None
     return own if own is not None and tuple(own.shape) == tuple(model.data.shape) else None

@@ -28,8 +28,7 @@ from genzoo.training.run import RunDir
 STAGE_KEYS = {"name", "family", "data", "preset", "steps", "epochs", "model", "train",
               "data_options", "set"}
 SHIPPED = Path(__file__).resolve().parent.parent / "pipelines"
-SMOKE = {"steps": 3, "checkpoint_every": 0, "eval_every": 0, "sample_every": 0,
-         "log_every": 1, "sample_n": 4}
+SMOKE = {"steps": 3, "eval_every": 0, "sample_every": 0, "log_every": 1, "sample_n": 4}
 
 
 @dataclass
