@@ -290,3 +290,13 @@ def test_multi_field_items_batch_split_and_describe_each_field():
     assert info.fields["caption"].modality == "text" and info.fields["caption"].shape == (5,)
     assert info.fields["reward"].dtype == "float32" and info.fields["reward"].modality == "tensor"
     assert DataInfo.from_dict(info.to_dict()) == info
+
+
+def test_made_copies_lead_the_set_and_are_never_held_out():
+    from genzoo.data.dataset import TensorDataset
+    ds = TensorDataset(x=torch.arange(30).view(30, 1), modality="points", source="t",
+                       meta={"copies": 20})                 # 20 augmented items, then 10 originals
+    train_ds, held = ds.split(0.2)
+    assert len(held) == 2 and held.x.view(-1).tolist() == [28, 29]
+    with pytest.raises(GenzooError, match="leaves no training items"):
+        ds.split(10)

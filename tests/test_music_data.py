@@ -153,11 +153,12 @@ def test_transposed_copies_of_held_out_pieces_are_never_trained_on():
 
 
 def test_held_out_pieces_cover_the_split():
-    # 4 pieces of 2 windows, 11 copies (22 windows) each. Holding out the last m pieces leaves
-    # 8 + 22 (4 - m) windows, of which the split takes 10%: 7 > 2 (m=1), 5 > 4 (m=2), 3 <= 6.
-    assert B._held_out([2, 2, 2, 2], [22] * 4, 0.1) == 3
-    assert B._held_out([2, 2, 2, 2], [22] * 4, 0) == 0
-    assert B._held_out([2, 2, 2, 2], [22] * 4, 2) == 1
+    # 4 pieces of 2 windows: the split takes 10% of the 8 original windows (1), or 3 of them;
+    # the transposed copies of the training pieces are neither held out nor counted.
+    assert B._held_out([2, 2, 2, 2], 0.1) == 1
+    assert B._held_out([2, 2, 2, 2], 0) == 0
+    assert B._held_out([2, 2, 2, 2], 3) == 2
+    assert B._held_out([2, 2, 2, 2], 0.5) == 2
 
 
 def test_voice_grid_round_trips_and_reads_as_satb_tokens():

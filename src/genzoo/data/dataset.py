@@ -72,13 +72,17 @@ class TensorDataset:
         """(train, held-out). ``holdout`` is a fraction (< 1) or a count, taken from the end.
 
         Taking the last items (not a random draw) keeps the split reproducible and lets a
-        user name it exactly, e.g. "the last 615 images".
+        user name it exactly, e.g. "the last 615 images". ``meta["copies"]`` leading items
+        (augmented copies of training items) are never held out nor counted in a fraction.
         """
         n = len(self)
-        k = int(round(holdout * n)) if 0 < holdout < 1 else int(holdout)
+        # items made from others (music transposed to all keys) lead the set; a fraction is
+        # of the original items, and none of the made ones is ever held out
+        made = int(self.meta.get("copies", 0))
+        k = int(round(holdout * (n - made))) if 0 < holdout < 1 else int(holdout)
         if k <= 0:
             return self, None
-        if k >= n:
+        if k >= n - made:
             raise GenzooError(f"{self.source}: holdout {holdout} leaves no training items (of {n})")
         idx = torch.arange(n, device=self.x.device)
         return (self.subset(idx[: n - k], f"{self.source}[train]"),

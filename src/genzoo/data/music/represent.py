@@ -54,8 +54,7 @@ def build(pieces: Iterable[Score], options, source: str) -> TensorDataset:
                if low <= s.pitch_range()[0] + k and s.pitch_range()[1] + k <= high]
               if options.transpose else [] for s in originals]
     rows = [_rows(rep, s, options) for s in symbols]
-    held = _held_out(rows, [sum(_rows(rep, c, options) for c in cs) for cs in copies],
-                     options.holdout) if options.transpose else 0
+    held = _held_out(rows, options.holdout) if options.transpose else 0
     train_copies = [c for cs in copies[:len(originals) - held] for c in cs]
     x, items, meta = _tensors(rep, train_copies + symbols, originals, options, low, high)
     if budget is not None and options.transpose and len(x) > budget:
@@ -70,15 +69,16 @@ def build(pieces: Iterable[Score], options, source: str) -> TensorDataset:
     return TensorDataset(x=x, modality="music", source=source, meta=meta, items=items)
 
 
-def _held_out(rows: list[int], copy_rows: list[int], holdout: float) -> int:
+def _held_out(rows: list[int], holdout: float) -> int:
     """How many pieces, from the end, to keep out of the transposition, so that the
     ``holdout`` items the split takes from the end all belong to them (the split takes
-    ``round(holdout * n)`` items, or ``holdout`` items when it is 1 or more)."""
+    ``round(holdout * n)`` of the n original items, or ``holdout`` items when it is 1 or more;
+    transposed copies are never held out)."""
     n = len(rows)
     if holdout <= 0:
         return 0
     for m in range(1, n + 1):
-        size = sum(rows) + sum(copy_rows[:n - m])
+        size = sum(rows)                  # the split's fraction is of the originals
         k = int(round(holdout * size)) if holdout < 1 else int(holdout)
         if k <= sum(rows[n - m:]):
             return m
