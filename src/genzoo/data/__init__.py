@@ -1,9 +1,10 @@
 """Data specs -> datasets.
 
 A data spec is a builtin name (``digits``, ``moons``, ...), a named public set
-(``fashion-mnist``, downloaded once with a checksum), or a path. Each modality module
-registers the builtins and file kinds it reads with :func:`builtin` and :func:`reader`;
-:func:`load` picks one.
+(``fashion-mnist``, downloaded once with a checksum), a path, or ``SCHEME:REST`` for data that a
+module makes (``gym:CarRacing-v3?episodes=100``: rollouts recorded from an environment). Each
+modality module registers the builtins, schemes and file kinds it reads with :func:`builtin`,
+:func:`scheme` and :func:`reader`; :func:`load` picks one.
 """
 from __future__ import annotations
 
@@ -35,12 +36,15 @@ class DataOptions:
     bad_files: str = "skip"           # skip | refuse a music file that is not music / has no notes
     bars: int = 2                     # piano rolls: bars of 16 sixteenths per item
     pitch_range: str = "0-83"         # piano rolls: MIDI pitches LOW-HIGH kept, or "auto"
+    # sequences (rollouts): None = one item per sequence; "frames" = one item per time step
+    view: str | None = None
 
 
 _BUILTINS: dict[str, Callable[[DataOptions], TensorDataset]] = {}
+_SCHEMES: dict[str, Callable[[str, DataOptions], TensorDataset]] = {}
 _READERS: list[tuple[Callable[[Path], bool], Callable[[Path, DataOptions], TensorDataset]]] = []
 # modules that register builtins/readers when imported; a missing one is simply skipped
-_MODULES = ["genzoo.data.images", "genzoo.data.sources", "genzoo.data.points",
+_MODULES = ["genzoo.data.rollouts", "genzoo.data.images", "genzoo.data.sources", "genzoo.data.points",
             "genzoo.data.text", "genzoo.data.music"]
 _loaded = False
 
@@ -49,6 +53,14 @@ def builtin(name: str):
     """Register ``fn(options) -> TensorDataset`` under a builtin name."""
     def deco(fn):
         _BUILTINS[name] = fn
+        return fn
+    return deco
+
+
+def scheme(prefix: str):
+    """Register ``fn(rest, options) -> TensorDataset`` for specs ``PREFIX:REST``."""
+    def deco(fn):
+        _SCHEMES[prefix] = fn
         return fn
     return deco
 
@@ -82,8 +94,11 @@ def load(spec: str, options: DataOptions | None = None) -> TensorDataset:
     """The dataset named by ``spec``: builtin/named set first, then a path."""
     _ensure_loaded()
     options = options or DataOptions()
+    prefix, colon, rest = spec.partition(":")
     if spec in _BUILTINS:
         ds = _BUILTINS[spec](options)
+    elif colon and prefix in _SCHEMES and not Path(spec).exists():
+        ds = _SCHEMES[prefix](rest, options)
     else:
         path = Path(spec).expanduser()
         # "archive.tar:train" names a part of a file or folder; the reader splits it off
@@ -98,10 +113,13 @@ def load(spec: str, options: DataOptions | None = None) -> TensorDataset:
                 break
         else:
             raise GenzooError(f"{spec}: don't know how to read this kind of file")
+    if options.view is not None and ds.meta.get("view") != options.view:
+        raise GenzooError(f"{spec}: has no {options.view!r} view (data.view applies to "
+                          "sequences, such as rollouts: frames)")
     if options.max_items is not None:
         import torch
         ds = ds.subset(torch.arange(min(options.max_items, len(ds))))
     return ds
 
 
-__all__ = ["DataOptions", "TensorDataset", "load", "builtin", "reader", "builtin_names"]
+__all__ = ["DataOptions", "TensorDataset", "load", "builtin", "scheme", "reader", "builtin_names"]

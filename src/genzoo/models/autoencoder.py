@@ -41,6 +41,7 @@ class ConvLatentModel(Family):
     """Encoder/decoder pair over images; subclasses choose the head and the loss."""
     train_defaults = {"batch_size": 100, "steps": 3000}
     code_size = 1           # the head outputs code_size * latent_dim numbers
+    derived_modality = "latent"
 
     def __init__(self, config: AutoencoderConfig, data: DataInfo):
         super().__init__(config, data)
@@ -63,8 +64,36 @@ class ConvLatentModel(Family):
         """Images -> one point code each (the posterior mean for a VAE)."""
         raise NotImplementedError
 
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(code, log-variance): a point code has none (a VAE's Gaussian posterior has one)."""
+        return self.encode(x), None
+
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
+
+    def derive(self, batch: dict) -> dict:
+        """Data for a stage built on this model: each image's code ``x`` (and ``log_var`` where
+        the posterior has one). Sequences of frames (N, T, C, H, W), a world model's rollouts,
+        are coded frame by frame to (N, T, latent) and their other fields pass through; frames
+        of another size are resized to the one this model learnt."""
+        x = batch["x"]
+        lead = x.shape[:-3]
+        frames = x.reshape(-1, *x.shape[-3:])
+        if frames.shape[-3] != self.data.shape[0]:
+            raise ValueError(f"frames have {frames.shape[-3]} channels, the model "
+                             f"{self.data.shape[0]}")
+        if tuple(frames.shape[-2:]) != tuple(self.data.shape[1:]):
+            frames = F.interpolate(frames, size=tuple(self.data.shape[1:]), mode="bicubic",
+                                   antialias=True).clamp(0, 1)
+        mu, log_var = self.posterior(frames)
+        out = {k: v for k, v in batch.items() if k not in ("x", "y")}
+        out["x"] = mu.reshape(*lead, -1)
+        if log_var is not None:
+            out["log_var"] = log_var.reshape(*lead, -1)
+        return out
+
+    def derived_meta(self) -> dict:
+        return {"latent_dim": self.config.latent_dim, "frame_shape": list(self.data.shape)}
 
     def loss(self, batch: dict) -> dict:
         raise NotImplementedError

@@ -280,4 +280,5 @@ class Family(nn.Module):
         return torch.device("cpu")
 
     def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        """Its own parameters (the trained runs it stands on are theirs)."""
+        return sum(p.numel() for n, p in self.named_parameters() if not n.startswith("components."))

@@ -48,6 +48,10 @@ PRESETS = {
     # zeros of a padded border) and then give the bins around them almost nothing.
     "strong": dict(widths=[32, 64, 128], latent_dim=16, reconstruction="cb", beta=1024.0,
                    dequantize=True, lr=1e-3),
+    # V of a world model (Ha & Schmidhuber 2018): 64x64 RGB frames, stride-2 layers of
+    # 32/64/128/256 to z = 32, the summed squared error (beta = 64 * 64 * 3) + KL, Adam(1e-4).
+    "world-models": dict(widths=[32, 64, 128, 256], latent_dim=32, image_size=64,
+                         reconstruction="mse", beta=12288.0, lr=1e-4, **{"train.batch_size": 100}),
     # A few-millisecond model for the contract test and pipeline smoke runs.
     "tiny": dict(widths=[8, 16], latent_dim=2, image_size=8),
 }

@@ -123,6 +123,8 @@ def derive(ds: TensorDataset, component: Family, comp: Component, batch_size: in
             path.unlink(missing_ok=True)
     device = component.device
     parts: dict[str, list[torch.Tensor]] = {}
+    # about 2^24 values a batch: 256 images, but a few episodes of a world model's rollouts
+    batch_size = max(1, min(batch_size, (1 << 24) // max(1, ds.x[0].numel())))
     starts = range(0, len(ds), batch_size)
     with torch.no_grad():
         for s in tqdm(starts, disable=not progress, desc=f"encoding through {comp.path}",

@@ -9,7 +9,8 @@ of the earlier stage NAME, so a VQ-VAE's prior says ``model: {first_stage: "@vqv
 The same command resumes: a stage recorded as finished in ``OUT/pipeline.json`` is kept, the
 one that was interrupted continues from its last checkpoint, the rest run afresh. ``smoke``
 runs every stage at its family's ``tiny`` preset for a few steps, to check the wiring of a
-chain before spending hours on it.
+chain before spending hours on it, on the file's ``smoke_data`` spec if it names one (a few
+short rollouts where the real run records hundreds) unless ``data`` is given.
 """
 from __future__ import annotations
 
@@ -60,9 +61,9 @@ def find(name: str) -> Path:
 def read(path: Path) -> tuple[list[Stage], str | None]:
     """The stages of a pipeline file, checked: names unique, references to earlier stages."""
     doc = C.read_yaml(path)
-    unknown = set(doc) - {"out", "stages"}
+    unknown = set(doc) - {"out", "stages", "smoke_data"}
     if unknown:
-        raise GenzooError(f"{path}: unknown key {sorted(unknown)[0]!r} (out, stages)")
+        raise GenzooError(f"{path}: unknown key {sorted(unknown)[0]!r} (out, stages, smoke_data)")
     raw = doc.get("stages")
     if not isinstance(raw, list) or not raw:
         raise GenzooError(f"{path}: needs a non-empty list of stages")
@@ -84,7 +85,15 @@ def read(path: Path) -> tuple[list[Stage], str | None]:
             if ref not in {t.name for t in stages}:
                 raise GenzooError(f"{where}: @{ref} names no earlier stage")
         stages.append(stage)
+    if not isinstance(doc.get("smoke_data", ""), str):
+        raise GenzooError(f"{path}: smoke_data must be a data spec")
     return stages, doc.get("out")
+
+
+def smoke_data(path: Path) -> str | None:
+    """The data spec a pipeline file names for its smoke runs, if any (a few short rollouts
+    where the real run records hundreds)."""
+    return C.read_yaml(path).get("smoke_data")
 
 
 def _refs(value) -> list[str]:
@@ -127,6 +136,8 @@ def run(path: Path, out: str | Path | None = None, *, smoke: bool = False,
         data: str | None = None, progress: bool = True, log=print, writer=None) -> Path:
     """Train (or resume) every stage of the pipeline in ``path``; returns its folder."""
     stages, default_out = read(path)
+    if smoke and data is None:
+        data = smoke_data(path)
     if out is None and smoke:
         import tempfile
         out = tempfile.mkdtemp(prefix=f"genzoo-smoke-{path.stem}-")
