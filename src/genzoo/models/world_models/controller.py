@@ -52,7 +52,7 @@ class WorldController(EvolvedFamily):
     train_defaults = {"population": 64, "episodes": 16, "sigma0": 0.1}
     presets = {
         # What about an hour on 2 cores affords: short training episodes, a small population.
-        "cpu-budget": {"max_steps": 300, "train.population": 16, "train.episodes": 2},
+        "cpu-budget": {"max_steps": 250, "train.population": 16, "train.episodes": 1},
         "tiny": {"max_steps": 12, "score_episodes": 2, "score_steps": 12,
                  "train.population": 4, "train.episodes": 1},
     }
