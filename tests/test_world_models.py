@@ -133,9 +133,9 @@ def test_bad_rollout_specs_are_one_line(spec, message, capsys):
     assert main(["data", "show", spec]) == 2 and "Traceback" not in capsys.readouterr().err
 
 
-def test_a_view_the_data_does_not_have_is_refused():
+def test_a_view_the_data_does_not_have_is_refused(image_npz):
     with pytest.raises(GenzooError, match="has no 'frames' view"):
-        D.load("digits", D.DataOptions(view="frames"))
+        D.load(str(image_npz), D.DataOptions(view="frames"))
     with pytest.raises(GenzooError, match="rollouts offer 'frames'"):
         D.load(toy(), D.DataOptions(view="clips"))
 
@@ -244,8 +244,6 @@ stages:
 
 @needs_cma
 def test_the_toy_environment_runs_the_whole_pipeline_and_resumes(tmp_path, capsys):
-    from genzoo.training.run import load_model
-    from genzoo.viz.samples import save_samples
     f = tmp_path / "world.yaml"
     f.write_text(PIPE.format(data=toy()))
     out = tmp_path / "world"
@@ -258,19 +256,27 @@ def test_the_toy_environment_runs_the_whole_pipeline_and_resumes(tmp_path, capsy
     for name in ("real_reconstruction_dream.gif", "cma_es.png", "controller.gif"):
         assert (out / "controller" / "showcase" / name).stat().st_size > 0
     assert (out / "memory" / "showcase" / "reconstruction_vs_dream.gif").is_file()
-    memory, _ = load_model(out / "memory")      # M dreams rollouts, written as strips and GIFs
-    dreams = memory.sample(2, torch.Generator().manual_seed(0), temperature=1.0, steps=5)
-    files = save_samples(dreams, memory.output_info, tmp_path / "dream")
-    assert [f.suffix for f in files] == [".png", ".gif", ".npz"]
+    assert main(["sample", str(out / "memory"), "-n", "2", "--steps", "5", "--temperature",
+                 "1.5", "--out", str(tmp_path / "dream")]) == 0      # M's dreams: strip and GIF
+    assert {p.suffix for p in tmp_path.glob("dream.*")} == {".png", ".gif", ".npz"}
     assert np.load(tmp_path / "dream.npz")["x"].shape == (2, 5, 8, 8, 3)
     assert main(["pipeline", str(f), "--out", str(out), "--no-progress"]) == 0
     assert capsys.readouterr().out.count("finished earlier, kept") == 3
 
 
 @needs_cma
-@pytest.mark.slow
-def test_car_racing_smoke_runs_every_stage_tiny_and_prints_the_score(tmp_path, capsys):
-    pytest.importorskip("Box2D", reason="CarRacing needs Box2D (pip install 'genzoo[world]')")
+def test_the_shipped_pipeline_smoke_runs_every_stage_tiny_and_prints_the_score(tmp_path, capsys):
+    """The car-racing chain, tiny, on the toy environment (tests/test_pipelines.py runs it on
+    CarRacing itself, and skips it where Box2D is not installed)."""
     assert main(["pipeline", "world-models/car-racing", "--smoke", "--no-progress",
-                 "--out", str(tmp_path / "smoke")]) == 0
-    assert "world_c: score over 2 real episodes of CarRacing-v3" in capsys.readouterr().out
+                 "--data", toy(), "--out", str(tmp_path / "smoke")]) == 0
+    out = capsys.readouterr().out
+    assert "world_c: score over 2 real episodes of test_world_models:GenzooDot-v0" in out
+
+
+def test_an_environment_whose_package_is_missing_says_which_extra(monkeypatch):
+    def make(env_id, **kwargs):
+        raise gym.error.DependencyNotInstalled("Box2D is not installed")
+    monkeypatch.setattr(gym, "make", make)
+    with pytest.raises(GenzooError, match=r"Box2D is not installed.*pip install 'genzoo\[world\]'"):
+        D.load("gym:CarRacing-v3?episodes=1")

@@ -29,7 +29,9 @@ from genzoo.training.run import RunDir
 STAGE_KEYS = {"name", "family", "data", "preset", "steps", "epochs", "model", "train",
               "data_options", "set"}
 SHIPPED = Path(__file__).resolve().parent.parent / "pipelines"
-SMOKE = {"steps": 3, "eval_every": 0, "sample_every": 0, "log_every": 1, "sample_n": 4}
+# (workers: an evolution stage scores in-process; spawning a pool costs more than the smoke)
+SMOKE = {"steps": 3, "eval_every": 0, "sample_every": 0, "log_every": 1, "sample_n": 4,
+         "workers": 0}
 
 
 @dataclass
