@@ -33,7 +33,7 @@ PAPER = "906 +- 21 (Ha & Schmidhuber 2018, full recipe); small-compute re-implem
 def env_steps_per_s(env_id: str, steps: int = 300) -> float:
     """One process stepping the environment with random actions, frames resized as recorded."""
     env = R.make_env(env_id)
-    act = R._policy("random", R.action_space(env.action_space, env_id), np.random.default_rng(0))
+    act = R.random_policy("random", R.action_space(env.action_space, env_id), np.random.default_rng(0))
     env.reset(seed=0)
     t = time.perf_counter()
     for _ in range(steps):
@@ -44,14 +44,14 @@ def env_steps_per_s(env_id: str, steps: int = 300) -> float:
     return steps / (time.perf_counter() - t)
 
 
-def random_policy(env_id: str, seeds: list[int], steps: int) -> np.ndarray:
+def random_scores(env_id: str, seeds: list[int], steps: int) -> np.ndarray:
     """Total reward of uniformly random actions in each real episode of ``seeds``."""
     env = R.make_env(env_id)
     space = R.action_space(env.action_space, env_id)
     out = []
     for s in seeds:
         env.reset(seed=int(s))
-        act, total = R._policy("random", space, np.random.default_rng(s)), 0.0
+        act, total = R.random_policy("random", space, np.random.default_rng(s)), 0.0
         for _ in range(steps):
             _, r, terminated, truncated, _ = env.step(act())
             total += float(r)
@@ -125,7 +125,7 @@ def main():
 
     score = json.loads((out / "controller" / "showcase" / "score.json").read_text())
     seeds = score["seeds"]
-    rnd = random_policy(a.env, seeds, a.score_steps)
+    rnd = random_scores(a.env, seeds, a.score_steps)
     steps_recorded = sum(min(a.steps, len(np.load(f)["rewards"]))
                          for f in sorted((R.cache_dir() / "rollouts" / spec.key).glob("episode_*.npz"))[:a.episodes])
     rows = [

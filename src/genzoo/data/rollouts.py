@@ -151,7 +151,7 @@ def frame(obs, size: int, env_id: str = "") -> torch.Tensor:
     return adapt_images(x.permute(2, 0, 1)[None], size, "resize")[0][0]
 
 
-def _policy(name: str, space: dict, rng: np.random.Generator):
+def random_policy(name: str, space: dict, rng: np.random.Generator):
     """A function () -> the next action of a random policy."""
     if space["kind"] == "discrete":
         n, start, last = space["n"], space["start"], [None]
@@ -180,7 +180,8 @@ def play(c: Collection, i: int) -> dict[str, np.ndarray]:
     env = _envs.get(c.env) or _envs.setdefault(c.env, make_env(c.env))
     env_seed, act_seed = np.random.SeedSequence([c.seed, i]).generate_state(2)
     obs, _ = env.reset(seed=int(env_seed))
-    act = _policy(c.policy, action_space(env.action_space, c.env), np.random.default_rng(act_seed))
+    space = action_space(env.action_space, c.env)
+    act = random_policy(c.policy, space, np.random.default_rng(act_seed))
     frames, actions, rewards, dones = [], [], [], []
     for _ in range(c.steps):
         frames.append(frame(obs, c.size, c.env).numpy())
