@@ -15,7 +15,8 @@ def run(args) -> int:
     print(f"family: {d['family']}")
     print(f"data:   {d['data']['spec']}  {d.get('data_info', {}).get('shape')}")
     steps = int(ckpt.stem.split("_")[1]) if ckpt else 0
-    print(f"steps:  {steps} of {d['train']['steps']} (last checkpoint: {ckpt.name if ckpt else 'none'})")
+    total = d['train'].get('steps', d['train'].get('generations'))
+    print(f"steps:  {steps} of {total} (last checkpoint: {ckpt.name if ckpt else 'none'})")
     print("config:")
     print("  " + yaml.safe_dump({k: d[k] for k in ("model", "train")}, sort_keys=False)
           .replace("\n", "\n  ").rstrip())
