@@ -84,7 +84,7 @@ def describe(name: str, modality: str, folder, **train) -> RunSpec:
     refs = C.run_refs(ENTRIES[name].config)
     if refs:
         pytest.skip(f"{name} stands on trained runs ({', '.join(refs)}); "
-                    "the contract test does not build components yet")
+                    "its shipped pipeline's smoke run is its contract (tests/test_pipelines.py)")
     if modality not in DATA:
         pytest.fail(f"{name}: no test data for modality {modality!r}: add a writer to DATA")
     loop = dict(batch_size=8, log_every=1, eval_every=0, sample_every=0, checkpoint_every=0,

@@ -50,3 +50,12 @@ def test_a_shipped_pipeline_runs_tiny_and_its_last_stage_samples(name, tmp_path,
     assert main(["sample", str(last), "-n", "2", "--out", str(tmp_path / "s")]) == 0, \
         capsys.readouterr().err
     assert list(tmp_path.glob("s*")), "sampling wrote nothing"
+
+
+def test_every_family_that_stands_on_runs_is_in_a_shipped_pipeline():
+    """The contract test cannot build a component-based family alone; its shipped pipeline's
+    smoke run (above) is its contract test, so every such family must have one."""
+    from genzoo.config import run_refs
+    staged = {s.family for name in SHIPPED for s in pipeline.read(pipeline.find(name))[0]}
+    needing = {n for n, e in registry.families().items() if run_refs(e.config)}
+    assert needing and needing <= staged, f"no shipped pipeline trains {sorted(needing - staged)}"
