@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from genzoo import __version__
@@ -45,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("genzoo: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # whoever read the output has gone (`genzoo info RUN | head -1`): stop quietly, as a
+        # program that SIGPIPE ends would, and let nothing flush into the closed pipe on exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

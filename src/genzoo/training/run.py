@@ -76,7 +76,9 @@ class RunDir:
         path = Path(path)
         if not (path / "config.yaml").is_file():
             raise GenzooError(f"{path}: not a genzoo run folder (no config.yaml)")
-        return cls(path)
+        run = cls(path)
+        run.spec            # an empty or damaged config.yaml is one line here, for every command
+        return run
 
     @property
     def description(self) -> dict:
@@ -164,6 +166,9 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu", ema: boo
     if path is None:
         raise GenzooError(f"{run.path}: the run has no checkpoint yet")
     tensors, desc = ckpt.load(path, device)
+    if desc.get("family", run.spec.family) != run.spec.family:
+        raise GenzooError(f"{path}: a checkpoint of family {desc.get('family')}, but {run.path} "
+                          f"is a run of {run.spec.family}")
     whole = desc if "data_info" in desc else {**run.description, **desc}
     spec = RunSpec.from_dict(whole, where=str(path))
     model = build(spec, owner=str(run.path), device=device)
