@@ -39,7 +39,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return args._run(args) or 0
+        code = args._run(args) or 0
+        sys.stdout.flush()          # a reader that has gone shows here, not at exit
+        return code
     except GenzooError as e:
         print(f"genzoo: error: {e}", file=sys.stderr)
         return 2
