@@ -202,7 +202,7 @@ def test_eval_flags_a_run_that_returns_its_training_images(image_npz, monkeypatc
     honest = evaluate_run("vae", n=40, features="pixels", write=False)
     train, _ = run_eval.load_reference(RunDir.open("vae").description)
     copies = train.batch(torch.arange(40))["x"]
-    monkeypatch.setattr(run_eval, "draw", lambda model, n, seed=0: (copies[:n], 1e-3))
+    monkeypatch.setattr(run_eval, "draw", lambda model, n, seed=0, options=None: (copies[:n], 1e-3))
     copied = evaluate_run("vae", n=40, features="pixels", write=False)
     assert copied["novelty"]["memorising"] and copied["novelty"]["close_fraction"] == 1.0
     assert not honest["novelty"]["memorising"]
@@ -218,3 +218,33 @@ def test_novelty_in_few_dimensions_flags_only_copies():
     assert novelty(near.repeat(1, 4), train.repeat(1, 4), held.repeat(1, 4)).memorising  # 8-d: flagged
     copied = novelty(train[:300], train, held)
     assert copied.memorising and copied.copy_fraction == 1.0
+
+
+def test_close_but_blurry_samples_are_not_memorising():
+    """Averages of training items (a blurry VAE's samples) lie nearer the training set than
+    held-out items do, yet copy nothing: only near-copies against the held-out baseline count."""
+    from genzoo.evaluation.novelty import verdict
+    g = torch.Generator().manual_seed(0)
+    train = torch.rand(600, 64, generator=g)
+    held = torch.rand(200, 64, generator=g)
+    picks = torch.randint(0, 600, (200, 4), generator=g)
+    blurry = train[picks].mean(1)                        # each sample: the mean of 4 images
+    r = novelty(blurry, train, held)
+    assert r.close_fraction > 4 * r.q                    # the old rule called this memorising
+    assert r.near_copy_fraction == 0 and not r.memorising
+    text = verdict(r.to_dict(), "pixels (1x8x8)")
+    assert "in pixels (1x8x8)" in text and "no evidence of copying" in text
+    copied = novelty(train[:200] + 0.01 * torch.randn(200, 64, generator=g), train, held)
+    assert copied.memorising and copied.near_copy_fraction == 1.0
+    assert "memorising" in verdict(copied.to_dict(), "pixels")
+
+
+def test_near_copies_are_weighed_against_the_held_out_baseline():
+    """Data with duplicates: held-out items that are copies of training items raise the bar."""
+    g = torch.Generator().manual_seed(1)
+    train = torch.rand(400, 16, generator=g)
+    held = torch.cat([train[:60], torch.rand(140, 16, generator=g)])     # 30% duplicates
+    honest = torch.cat([train[60:120], torch.rand(140, 16, generator=g)])
+    r = novelty(honest, train, held)
+    assert r.held_out_near_copy_fraction == pytest.approx(0.3) and not r.memorising
+    assert novelty(train[:200], train, held).memorising

@@ -181,3 +181,33 @@ def test_compare_keeps_a_4_level_pixelcnn_apart_from_256_level_likelihoods(image
     assert four[1] == "–" and eight[0] == "–"
     assert float(four[0]) == pytest.approx(pixelcnn["likelihood"]["value"], rel=1e-3)
     assert eight[1].endswith(" (bound)")
+
+
+def test_a_minutes_budget_sets_sampling_and_measuring_aside():
+    from genzoo.commands.compare import MEASURE_SHARE, MIN_SAMPLES, TRAIN_SHARE, plan
+    fast = plan("x", 1.0, per_sample=0.001, probe_s=1.0, n=1000)
+    assert fast["n"] == 1000 and not fast["notes"]
+    assert fast["train_minutes"] * 60 == pytest.approx(60 - 1.0 - 1.0 - MEASURE_SHARE * 60)
+    slow = plan("x", 1.0, per_sample=1.0, probe_s=1.0, n=1000)      # 1000 s of sampling
+    assert slow["n"] == MIN_SAMPLES and "drew 50 samples, not 1000" in slow["notes"][0]
+    assert slow["train_minutes"] == pytest.approx(TRAIN_SHARE)       # training keeps its least
+    middle = plan("x", 1.0, per_sample=0.1, probe_s=0.0, n=1000)
+    assert middle["n"] == 240                                        # 40% of 60 s at 0.1 s
+
+
+def test_compare_in_minutes_covers_sampling_with_fast_options_and_says_the_cost(image_npz,
+                                                                                 capsys):
+    tiny_ddpm = ["--set", "widths=[8,16]", "--set", "bottleneck=16", "--set", "blocks=1",
+                 "--set", "attention=[4]", "--set", "emb_dim=8", "--set", "T=100",
+                 "--set", "image_size=8", "--set", "sample_steps=4"]
+    assert main(["compare", "ddpm", "--data", str(image_npz), "--budget", "0.05min",
+                 "--out", "cmp", "-n", "20", "--features", "pixels", "--no-progress",
+                 *tiny_ddpm]) == 0
+    printed = capsys.readouterr().out
+    (ddpm,) = json.loads(Path("cmp/results.json").read_text())
+    assert ddpm["sample_options"] == {"sampler": "dpm++2m", "steps": 20}   # not its own 4-step ddim
+    assert ddpm["budget_seconds"] == pytest.approx(3.0) and ddpm["probe_seconds"] > 0
+    plan = json.loads(Path("cmp/runs/ddpm.budget.json").read_text())
+    assert 0 < plan["train_minutes"] < 0.05 and plan["n"] <= 20
+    assert "| cost |" in printed and " of 3.0 s (train " in printed
+    assert "note: sampled with the family's fast options: sampler=dpm++2m, steps=20" in printed

@@ -41,6 +41,8 @@ def test_declared_options_are_the_keywords_of_sample(name):
             assert all(isinstance(c, o.type) for c in o.choices), o
         if o.kind == "label":
             assert o.type is int, o
+        if o.fast is not None:          # the quick value: of the option's type and choices
+            assert isinstance(o.fast, o.type) and o.fast in (o.choices or (o.fast,)), o
 
 
 def test_help_lists_every_declared_option_with_its_families(capsys, monkeypatch):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from genzoo import __version__
@@ -38,13 +39,20 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return args._run(args) or 0
+        code = args._run(args) or 0
+        sys.stdout.flush()          # a reader that has gone shows here, not at exit
+        return code
     except GenzooError as e:
         print(f"genzoo: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("genzoo: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # whoever read the output has gone (`genzoo info RUN | head -1`): stop quietly, as a
+        # program that SIGPIPE ends would, and let nothing flush into the closed pipe on exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -19,13 +19,15 @@ def add_arguments(p):
     p.add_argument("-n", type=int, default=5000, help="how many samples to draw")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--fast", action="store_true", help="sample with the family's declared fast "
+                   "options (a diffusion model's few-step solver)")
 
 
 def run(args) -> int:
     from genzoo.evaluation.run_eval import evaluate_run
     from genzoo.viz.results import text
     result = evaluate_run(args.run_dir, data=args.data, features=args.features, n=args.n,
-                          seed=args.seed, device=args.device)
+                          seed=args.seed, device=args.device, fast=args.fast)
     print(text(result))
     print(f"written: {args.run_dir.rstrip('/')}/eval.json")
     return 0

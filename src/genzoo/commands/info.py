@@ -10,7 +10,7 @@ def run(args) -> int:
 
     from genzoo.training.run import RunDir
     run = RunDir.open(args.run_dir)
-    d = run.description
+    d = run.spec.to_dict()                  # read and checked whole, or one line
     ckpt = run.latest_checkpoint()
     print(f"family: {d['family']}")
     print(f"data:   {d['data']['spec']}  {d.get('data_info', {}).get('shape')}")

@@ -24,6 +24,7 @@ def run(args) -> int:
     from genzoo.viz.report import write_report
     from genzoo.viz.results import text
     run = RunDir.open(args.run_dir)
+    run.spec                                # the whole description read, or one line
     saved = run.path / "eval.json"
     if saved.is_file() and not args.again:
         result = json.loads(saved.read_text())

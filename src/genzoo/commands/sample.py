@@ -56,8 +56,10 @@ def add_arguments(p):
 def run(args) -> int:
     import torch
 
+    from pathlib import Path
+
     from genzoo.errors import GenzooError
-    from genzoo.training.run import load_model
+    from genzoo.training.run import check_writable, load_model
     from genzoo.training.trainer import resolve_device
     from genzoo.viz.samples import save_samples
 
@@ -65,8 +67,10 @@ def run(args) -> int:
         raise GenzooError(f"-n {args.n}: must be at least 1")
     given = {k.split(":", 1)[1]: v for k, v in vars(args).items()
              if k.startswith("option:") and v is not None}
+    stem = Path(args.out or f"{args.run_dir}/samples/sample")
     device = resolve_device(args.device)
     model, desc = load_model(args.run_dir, device, ema=not args.no_ema)
+    check_writable(stem.parent)         # before sampling, which may take a while
     mine = {o.name: o for o in type(model).sample_options}
     conditions = {}
     for name, text in given.items():
@@ -78,7 +82,10 @@ def run(args) -> int:
     g = torch.Generator(device).manual_seed(args.seed)
     with torch.no_grad():
         x = model.sample(args.n, generator=g, **conditions)
-    stem = args.out or f"{args.run_dir}/samples/sample"
-    for f in save_samples(x, model.output_info, stem):
+    try:
+        files = save_samples(x, model.output_info, stem)
+    except OSError as e:
+        raise GenzooError(f"{stem}: cannot write the samples ({e.strerror or e})") from None
+    for f in files:
         print(f)
     return 0

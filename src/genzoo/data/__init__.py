@@ -39,6 +39,20 @@ class DataOptions:
     # sequences (rollouts): None = one item per sequence; "frames" = one item per time step
     view: str | None = None
 
+    def validate(self):
+        """The numbers within their ranges, before any data is read or any folder written (the
+        readers check the named choices: resize, channels, tokenizer)."""
+        if self.image_size is not None and self.image_size < 1:
+            raise ValueError(f"image_size must be >= 1, got {self.image_size}")
+        if not self.holdout >= 0:
+            raise ValueError(f"holdout must be a fraction in [0, 1) or a count >= 1, "
+                             f"got {self.holdout}")
+        if self.holdout >= 1 and not float(self.holdout).is_integer():
+            raise ValueError(f"holdout {self.holdout}: a count of items must be whole "
+                             "(or give a fraction below 1)")
+        if self.max_items is not None and self.max_items < 1:
+            raise ValueError(f"max_items must be >= 1, got {self.max_items}")
+
 
 _BUILTINS: dict[str, Callable[[DataOptions], TensorDataset]] = {}
 _SCHEMES: dict[str, Callable[[str, DataOptions], TensorDataset]] = {}

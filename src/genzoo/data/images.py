@@ -24,6 +24,7 @@ import gzip
 import io
 import re
 import tarfile
+import warnings
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
@@ -31,9 +32,9 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
-from genzoo.data import DataOptions, builtin, reader
+from genzoo.data import DataOptions, archives, builtin, reader
 from genzoo.data.dataset import TensorDataset
 from genzoo.errors import GenzooError
 
@@ -146,6 +147,7 @@ def image_dataset(x, source: str, options: DataOptions, y=None, class_names=None
 
 def to_uint8_images(a: np.ndarray, where: str) -> np.ndarray:
     """An array of images as uint8 (N, C, H, W); float data in [0,1] or [0,255] is scaled."""
+    given = a.shape
     if a.ndim == 3:
         a = a[:, None]
     elif a.ndim == 4 and a.shape[1] in (1, 3, 4) and a.shape[3] not in (1, 3, 4):
@@ -155,6 +157,10 @@ def to_uint8_images(a: np.ndarray, where: str) -> np.ndarray:
     else:
         raise GenzooError(f"{where}: array of shape {a.shape} is not images "
                           "(N,H,W), (N,H,W,C) or (N,C,H,W) with C = 1, 3 or 4")
+    if a.shape[0] == 0:
+        raise GenzooError(f"{where}: no images in it (an array of shape {given})")
+    if 0 in a.shape[2:]:
+        raise GenzooError(f"{where}: images of size {a.shape[3]}x{a.shape[2]}: nothing to learn")
     if a.dtype == np.uint8:
         return np.ascontiguousarray(a)
     if a.dtype == np.bool_:
@@ -266,22 +272,13 @@ def read_images(path, options: DataOptions | None = None) -> TensorDataset:
 
 def _iter_files(path: Path, want):
     """(posix name inside, bytes or None) for each file; bytes only for names ``want``s."""
-    lower = path.name.lower()
     if path.is_dir():
         for p in sorted(path.rglob("*")):
             if p.is_file():
                 name = p.relative_to(path).as_posix()
                 yield name, (p.read_bytes() if want(name) else None)
-    elif lower.endswith(".zip"):
-        with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                if not info.is_dir():
-                    yield info.filename, (zf.read(info) if want(info.filename) else None)
     else:
-        with tarfile.open(path, "r|*") as tf:       # streaming: one pass, also for .tar.gz
-            for m in tf:
-                if m.isfile():
-                    yield m.name, (tf.extractfile(m).read() if want(m.name) else None)
+        yield from archives.members(path, want)
 
 
 def _image_parts(name: str) -> tuple[str, ...] | None:
@@ -392,24 +389,36 @@ def _decode_all(names, blobs, where, spec, options: DataOptions):
 
 def _decode(data: bytes, where: str, draft: int | None) -> np.ndarray:
     """(H, W) for grey images, (H, W, 3) for colour; alpha dropped, palettes expanded."""
+    if not data:
+        raise GenzooError(f"{where}: cannot read image (the file is empty)")
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            if draft and im.format == "JPEG" and min(im.size) >= 2 * draft:
-                im.draft(im.mode, (draft, draft))    # decode JPEG at a reduced scale: faster
-            im.load()
-            mode = im.mode
-            if mode in ("I", "I;16", "I;16B", "I;16L"):   # 16-bit grey
-                return (np.asarray(im).astype(np.uint32) >> 8).astype(np.uint8)
-            if mode in ("1", "L", "LA", "La", "F"):
-                return np.asarray(im.convert("L"))
-            if mode == "P" and "transparency" in im.info:
-                im = im.convert("RGBA")
-            a = np.asarray(im if mode == "RGB" else im.convert("RGB"))
-            if mode == "P" and (a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all():
-                return np.ascontiguousarray(a[..., 0])   # a grey palette
-            return a
+        with warnings.catch_warnings():
+            # Pillow only warns between its pixel limit and twice it: refuse those too
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                return _pixels(im, draft)
+    except UnidentifiedImageError:      # its message names the in-memory buffer, not the file
+        raise GenzooError(f"{where}: cannot read image (not an image format Pillow knows, "
+                          f"or a damaged header)") from None
     except Exception as e:  # Pillow raises many types (OSError, SyntaxError, ValueError...)
         raise GenzooError(f"{where}: cannot read image ({_reason(e)})") from None
+
+
+def _pixels(im: Image.Image, draft: int | None) -> np.ndarray:
+    if draft and im.format == "JPEG" and min(im.size) >= 2 * draft:
+        im.draft(im.mode, (draft, draft))    # decode JPEG at a reduced scale: faster
+    im.load()
+    mode = im.mode
+    if mode in ("I", "I;16", "I;16B", "I;16L"):   # 16-bit grey
+        return (np.asarray(im).astype(np.uint32) >> 8).astype(np.uint8)
+    if mode in ("1", "L", "LA", "La", "F"):
+        return np.asarray(im.convert("L"))
+    if mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    a = np.asarray(im if mode == "RGB" else im.convert("RGB"))
+    if mode == "P" and (a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all():
+        return np.ascontiguousarray(a[..., 0])   # a grey palette
+    return a
 
 
 def _reason(e: BaseException) -> str:

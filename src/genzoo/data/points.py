@@ -3,8 +3,9 @@
 A points .csv has numeric columns, an optional header row, and optionally a label column
 named ``label`` (or ``y``, unless there is also an ``x`` column: then ``x,y`` are the two
 coordinates). Labels may be integers or names (class names, sorted). This reader takes a
-.csv only when its first rows are numeric apart from the label, so a text reader can take
-the others (records such as ``country,description``).
+.csv when, in its first rows, every column but the label holds mostly numbers (a stray word
+is then reported with its line), so a text reader can take the others (records such as
+``country,description``). A first row without any number is the header.
 
 Coordinates are kept as they are (not standardised): a family that wants zero-mean,
 unit-variance inputs does that itself and keeps the map, so samples come back in data units.
@@ -69,7 +70,7 @@ def _rows(path: Path, limit: int | None = None):
                 if limit is not None and len(rows) > limit:
                     break
     header = None
-    if rows and not all(_is_number(c) for c in rows[0][1]):
+    if rows and not any(_is_number(c) for c in rows[0][1]):     # names only: a header
         header = rows.pop(0)[1]
     return header, rows
 
@@ -82,7 +83,13 @@ def _accepts(path: Path) -> bool:
     except (OSError, UnicodeDecodeError, csv.Error):
         return False
     label = _label_column(header)
-    return all(_is_number(c) for _, cells in rows for i, c in enumerate(cells) if i != label)
+    numbers: dict[int, list[bool]] = {}
+    for _, cells in rows:
+        for i, c in enumerate(cells):
+            if i != label:
+                numbers.setdefault(i, []).append(_is_number(c))
+    # every column mostly numbers: points, and a stray word is reported with its line
+    return all(2 * sum(v) > len(v) for v in numbers.values())
 
 
 @reader(_accepts)

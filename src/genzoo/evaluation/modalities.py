@@ -83,12 +83,13 @@ def feature_metrics(ex: Extractor, samples: torch.Tensor, reference: torch.Tenso
     precision, recall = frechet.precision_recall(f_ref, f_gen, k=3)
     metrics = {ex.distance_name.lower(): frechet.frechet_distance_features(f_ref, f_gen),
                "kid": kid_mean, "kid_std": kid_std, "precision": precision, "recall": recall}
-    nov = {}
+    nov, notes = {}, [ex.note] if ex.note else []
     if train is not None:
         f_train, _ = reference_features(train, ex.fingerprint, lambda: ex(train))
-        nov = N.novelty(f_gen, f_train, f_ref).to_dict()
+        nov = {**N.novelty(f_gen, f_train, f_ref).to_dict(), "space": ex.name}
+        notes.append(N.verdict(nov, ex.name))
     return {"features": {"name": ex.name, "is_fid": ex.is_fid, "cached_reference": cached},
-            "metrics": metrics, "novelty": nov, "notes": [ex.note] if ex.note else []}
+            "metrics": metrics, "novelty": nov, "notes": notes}
 
 
 def to_shape(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:

@@ -74,13 +74,21 @@ def training_seconds(run: RunDir) -> float | None:
     return recs[-1]["step"] / recs[-1]["steps_per_s"]
 
 
+def fast_options(model: Family) -> dict:
+    """The sample options the family declares for quick sampling (a diffusion model's few-step
+    solver), to use where time is short (genzoo compare, eval --fast)."""
+    return {o.name: o.fast for o in type(model).sample_options if o.fast is not None}
+
+
 @torch.no_grad()
-def draw(model: Family, n: int, seed: int = 0) -> tuple[object, float]:
-    """(``n`` samples, seconds per sample), drawn in batches from one seeded generator."""
+def draw(model: Family, n: int, seed: int = 0, options: dict | None = None
+         ) -> tuple[object, float]:
+    """(``n`` samples, seconds per sample), drawn in batches from one seeded generator, with the
+    family's sample ``options``."""
     g = torch.Generator(model.device).manual_seed(seed)
     parts, t = [], time.perf_counter()
     for start in range(0, n, SAMPLE_BATCH):
-        parts.append(model.sample(min(SAMPLE_BATCH, n - start), generator=g))
+        parts.append(model.sample(min(SAMPLE_BATCH, n - start), generator=g, **(options or {})))
     if model.device.type == "cuda":
         torch.cuda.synchronize(model.device)
     seconds = time.perf_counter() - t
@@ -125,16 +133,16 @@ def _save_some(samples, model: Family, folder: Path, k: int = 64) -> str | None:
 
 def evaluate_run(run_dir, *, data: str | None = None, features: str | None = None,
                  n: int = 5000, seed: int = 0, device: str = "auto", reference=None,
-                 write: bool = True) -> dict:
+                 write: bool = True, fast: bool = False) -> dict:
     """Evaluate the run in ``run_dir`` (see the module docstring); returns the result dict.
 
     ``reference``: an explicit (train, reference) pair of datasets, as `genzoo compare` gives
-    every family the same one.
+    every family the same one. ``fast``: sample with the family's declared fast options.
     """
     if n < 4:
         raise GenzooError(f"-n {n}: need at least 4 samples")
     run = RunDir.open(run_dir)
-    description = run.description
+    description = run.spec.to_dict()        # read and checked whole, or one line
     dev = resolve_device(device)
     model, ckpt = load_model(run.path, dev)
     entry = registry.get(model.family_name)
@@ -149,8 +157,13 @@ def evaluate_run(run_dir, *, data: str | None = None, features: str | None = Non
               "steps": ckpt.get("step"), "data": data or description["data"]["spec"],
               "reference": {"source": held.source, "items": len(held)}, "n_samples": n,
               "training_seconds": training_seconds(run), "notes": []}
-    samples, per_sample = draw(model, n, seed)
+    options = fast_options(model) if fast else {}
+    result["sample_options"] = options
+    samples, per_sample = draw(model, n, seed, options)
     result["seconds_per_sample"] = per_sample
+    if options:
+        result["notes"].append("sampled with the family's fast options: " + ", ".join(
+            f"{k}={v}" for k, v in options.items()))
     result["sample_grid"] = _save_some(samples, model, run.path) if write else None
     result["held_out"] = held_out_scalars(model, _own_held_out(model, description, held), n)
 

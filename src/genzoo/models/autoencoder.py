@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genzoo.errors import GenzooError
 from genzoo.models.base import DataInfo, Family, Objective
 from genzoo.nn.conv import ConvDecoder, ConvEncoder
 from genzoo.registry import register
@@ -32,6 +33,8 @@ class AutoencoderConfig:
     def validate(self):
         if self.latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
+        if self.image_size < 1:
+            raise ValueError(f"image_size must be >= 1, got {self.image_size}")
         if self.image_size % 2 ** len(self.widths):
             raise ValueError(f"image_size {self.image_size} must be divisible by "
                              f"2^{len(self.widths)} (one halving per encoder layer)")
@@ -46,6 +49,9 @@ class ConvLatentModel(Family):
     def __init__(self, config: AutoencoderConfig, data: DataInfo):
         super().__init__(config, data)
         shape = tuple(data.shape)
+        if data.modality != "image" or len(shape) != 3:
+            raise GenzooError(f"{self.family_name}: needs images (C, H, W), got {data.modality} "
+                              f"items of shape {shape}")
         self.encoder = ConvEncoder(shape, list(config.widths), config.activation, config.batch_norm)
         self.head = nn.Linear(self.encoder.out_features, self.code_size * config.latent_dim)
         self.decoder = ConvDecoder(config.latent_dim, shape, self.encoder.feature_shape,

@@ -76,6 +76,8 @@ class SampleOption:
     help: str = ""
     choices: tuple | None = None        # the allowed values, where there is a closed set
     kind: str = ""                      # a hint for user interfaces: "label", "prompt", ...
+    fast: Any = None                    # the value where sampling must be quick (genzoo
+                                        # compare, eval --fast); None: the default serves
 
     @property
     def flag(self) -> str:

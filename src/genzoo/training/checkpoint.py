@@ -112,7 +112,12 @@ def own_state(model: torch.nn.Module, with_components: bool) -> dict[str, torch.
 
 def load_own_state(model: torch.nn.Module, state: dict[str, torch.Tensor], where) -> None:
     """Load a state saved by :func:`own_state` (components' keys may be absent)."""
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:           # tensors of other shapes: another model's checkpoint
+        first = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line),
+                     str(e).splitlines()[0])
+        raise GenzooError(f"{where}: checkpoint does not fit the model ({first})") from None
     missing = [k for k in missing if not k.startswith("components.")]
     if missing or unexpected:
         raise GenzooError(f"{where}: checkpoint does not fit the model "

@@ -178,12 +178,14 @@ def default_out(family: str) -> Path:
 def showcase(trainer: Trainer, data, log=print) -> None:
     """What the family shows once trained, from its sampling (EMA) weights. ``data`` is the
     held-out set; a showcase that also wants the training set (to find the nearest training
-    image of a sample) names a ``train`` parameter."""
+    image of a sample) names a ``train`` parameter, one that titles its pictures with the
+    step a ``step`` parameter."""
     entry = registry.get(trainer.model.family_name)
     if entry.showcase is None:
         return
     fn = entry.showcase_fn()
-    extra = {"train": trainer.data} if "train" in inspect.signature(fn).parameters else {}
+    wants = inspect.signature(fn).parameters
+    extra = {k: v for k, v in (("train", trainer.data), ("step", trainer.step)) if k in wants}
     g = torch.Generator(trainer.device).manual_seed(trainer.cfg.seed)
     with torch.random.fork_rng(devices=[]), trainer.sampling_weights():
         files = fn(trainer.model, data, trainer.run.path / "showcase", generator=g, **extra)

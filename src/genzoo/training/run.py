@@ -76,7 +76,10 @@ class RunDir:
         path = Path(path)
         if not (path / "config.yaml").is_file():
             raise GenzooError(f"{path}: not a genzoo run folder (no config.yaml)")
-        return cls(path)
+        run = cls(path)
+        if not isinstance(run.description.get("family"), str):      # empty, or not ours
+            raise GenzooError(f"{path / 'config.yaml'}: not a run description (no family)")
+        return run
 
     @property
     def description(self) -> dict:
@@ -164,6 +167,10 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu", ema: boo
     if path is None:
         raise GenzooError(f"{run.path}: the run has no checkpoint yet")
     tensors, desc = ckpt.load(path, device)
+    family = run.description["family"]
+    if desc.get("family", family) != family:
+        raise GenzooError(f"{path}: a checkpoint of family {desc.get('family')}, but {run.path} "
+                          f"is a run of {family}")
     whole = desc if "data_info" in desc else {**run.description, **desc}
     spec = RunSpec.from_dict(whole, where=str(path))
     model = build(spec, owner=str(run.path), device=device)

@@ -441,6 +441,10 @@ class Trainer:
 
     def load(self, path) -> None:
         tensors, desc = ckpt.load(path, self.device)
+        mine = self.model.family_name or desc.get("family")     # an unregistered model: any
+        if desc.get("family", mine) != mine:
+            raise GenzooError(f"{path}: a checkpoint of family {desc.get('family')}, not of "
+                              f"{mine}")
         ckpt.load_own_state(self.model, ckpt.sub(tensors, "model"), path)
         if self.ema is not None and "ema_updates" in desc:
             self.ema.load_state_dict(ckpt.sub(tensors, "ema"), desc["ema_updates"])

@@ -3,8 +3,9 @@
 - ``samples.png``: the final 8x8 grid of samples.
 - ``memorisation.png``: a few samples, each above its nearest training image with the
   Euclidean distance in [0, 1] pixel space; ``memorisation.json`` compares those distances with
-  the distances of held-out images to the training set: a GAN that copies its training data
-  has samples much nearer to it than unseen real images are.
+  the distances of held-out images to the training set, and calls the GAN memorising only when
+  more of its samples are near-copies of training images than held-out images are
+  (evaluation/novelty.py).
 - ``class_grid.png`` (conditional GANs): one row per class, the same z in every column.
 - ``curves.png``: both players' losses, D's view of the game (the Wasserstein estimate and the
   gradient penalty, or D(x) and D(G(z))), and the collapse indicator, from metrics.jsonl.
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from genzoo.evaluation.nearest import nearest
+from genzoo.evaluation.novelty import novelty, verdict
 from genzoo.viz.grid import save_grid, to_uint8
 from genzoo.viz.plots import plt, save_figure
 
@@ -78,16 +80,14 @@ def memorisation(model, train, held, out: Path, generator=None, k: int = 8,
     stats = {"reference_items": len(reference), "samples": n_samples,
              "sample_to_train_median": float(d_sample.median()),
              "sample_to_train_min": float(d_sample.min())}
-    if held is not train:
-        x_h = _images(held, n_samples, dev)
-        _, d_held = nearest(x_h, reference)
-        stats["heldout_to_train_median"] = float(d_held.median())
-        stats["ratio"] = stats["sample_to_train_median"] / max(1e-8, stats["heldout_to_train_median"])
-        stats["verdict"] = ("samples are much nearer to the training images than unseen real "
-                            "images are: the GAN may be copying its training data"
-                            if stats["ratio"] < 0.8 else
-                            "samples are no nearer to the training images than unseen real "
-                            "images are (no sign of memorisation)")
+    if held is not train:       # the verdict: near-copies against the held-out baseline
+        nov = novelty(x_g, reference, _images(held, n_samples, dev)).to_dict()
+        stats["heldout_to_train_median"] = nov["held_out_distances"][2]
+        stats["ratio"] = nov["median_ratio"]
+        stats["near_copy_fraction"] = nov["near_copy_fraction"]
+        stats["held_out_near_copy_fraction"] = nov["held_out_near_copy_fraction"]
+        stats["memorising"] = nov["memorising"]
+        stats["verdict"] = verdict(nov, "pixel space")
     path_json = out / "memorisation.json"
     path_json.write_text(json.dumps(stats, indent=2) + "\n")
 

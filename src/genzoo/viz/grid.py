@@ -39,8 +39,20 @@ def save_png(image: np.ndarray, path: str | Path, scale: int = 1) -> Path:
     return path
 
 
-def save_grid(x: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
-    """Images float in [0, 1] (N, C, H, W) -> a PNG grid, enlarged so small images stay visible."""
+def readable_scale(g: np.ndarray, cell: int, longest: int = 1400, target: int = 96) -> int:
+    """How many times to enlarge a grid of ``cell``-pixel images (nearest pixels) so that each
+    image is about ``target`` pixels (8x8 digits: 8 times) while the longer side stays within
+    ``longest``."""
+    return max(1, min(8, longest // max(g.shape[:2]), target // cell))
+
+
+def save_grid(x: torch.Tensor, path: str | Path, nrow: int | None = None,
+              title: str | None = None, row_labels: list[str] | None = None) -> Path:
+    """Images float in [0, 1] (N, C, H, W) -> a PNG grid, enlarged so small images stay visible;
+    with a ``title`` (and labels at the left of the rows) it is drawn as a titled figure."""
     g = grid(to_uint8(x), nrow)
-    scale = max(1, 512 // max(g.shape[:2]))
-    return save_png(g, path, min(scale, 8))
+    scale = readable_scale(g, x.shape[2])
+    if title is None and row_labels is None:
+        return save_png(g, path, scale)
+    from genzoo.viz.plots import titled_image
+    return titled_image(g, path, title or "", scale, row_labels, cell=x.shape[2])

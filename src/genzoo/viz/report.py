@@ -131,7 +131,9 @@ def render(results: list[dict], title: str = "genzoo report") -> str:
     parts.append(f'<p class="note">genzoo {__version__}, {time.strftime("%Y-%m-%d %H:%M")}. '
                  "Precision/recall: k-NN manifolds, k = 3 (Kynkäänniemi et al. 2019); KID: "
                  "unbiased MMD², cubic kernel, mean ± std over 100 subsets; novelty: share of "
-                 "samples nearer a training item than 95% of held-out items are; likelihoods: "
+                 "samples that are near-copies of a training item (nearer than half the distance "
+                 "95% of held-out items keep), beside the same share of held-out items; "
+                 "memorising only when copies exceed that baseline; likelihoods: "
                  "one column per unit and number of levels, a bound (an ELBO, or the density of "
                  "dequantised data) marked as one.</p>")
     return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -55,11 +55,26 @@ def modality_columns(modality: str, results: list[dict]) -> list[Column]:
 def _duration(seconds) -> str:
     if seconds is None:
         return "–"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 def _per_sample(seconds: float) -> str:
     return f"{seconds:.3g} s" if seconds >= 1 else f"{seconds * 1e3:.3g} ms"
+
+
+def _cost(r: dict) -> Cell:
+    """What the row cost in wall-clock time: training, sampling, measuring (and the budget)."""
+    if r.get("eval_seconds") is None:
+        return Cell()
+    train = r.get("training_seconds") or 0.0
+    sampling = r["seconds_per_sample"] * r["n_samples"]
+    measure = max(0.0, r["eval_seconds"] - sampling)
+    total = train + r["eval_seconds"] + r.get("probe_seconds", 0.0)
+    budget = f" of {_duration(r['budget_seconds'])}" if r.get("budget_seconds") else ""
+    return Cell(f"{_duration(total)}{budget} (train {_duration(train)}, sample "
+                f"{_duration(sampling)}, measure {_duration(measure)})")
 
 
 GENERAL = [
@@ -69,6 +84,7 @@ GENERAL = [
     Column("steps", lambda r: Cell(str(r.get("steps")))),
     Column("training time", lambda r: Cell(_duration(r.get("training_seconds")))),
     Column("time / sample", lambda r: Cell(_per_sample(r["seconds_per_sample"]))),
+    Column("cost", _cost),
 ]
 
 
@@ -147,7 +163,11 @@ def _novelty(r: dict) -> Cell:
     nov = r.get("novelty") or {}
     if not nov:
         return Cell()
-    return Cell(f"{nov['close_fraction']:.0%} close (expect {nov['q']:.0%})",
+    if "near_copy_fraction" not in nov:          # an eval.json from before near-copies
+        return Cell(f"{nov['close_fraction']:.0%} close (expect {nov['q']:.0%})",
+                    "memorising" if nov["memorising"] else "")
+    return Cell(f"{nov['near_copy_fraction']:.0%} near-copies (held-out "
+                f"{nov['held_out_near_copy_fraction']:.0%})",
                 "memorising" if nov["memorising"] else "")
 
 

@@ -5,6 +5,7 @@ and the raw array. Other modalities register their writer with :func:`writer`.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -28,7 +29,14 @@ def _images(x, info: DataInfo, stem: Path, **extra) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     npz = stem.with_suffix(".npz")
     np.savez_compressed(npz, x=to_uint8(x), **{k: np.asarray(v) for k, v in extra.items()})
-    return [save_grid(x, stem.with_suffix(".png")), npz]
+    return [save_grid(x, stem.with_suffix(".png"), title=_over_training(stem, len(x))), npz]
+
+
+def _over_training(stem: Path, n: int) -> str | None:
+    """The title of a grid drawn during training (``step_00000500``); None for other grids."""
+    m = re.fullmatch(r"step_(\d+)", stem.name)
+    return (f"{n} samples at step {int(m.group(1))}, drawn with the same seed at every step "
+            "to watch training") if m else None
 
 
 @writer("points")

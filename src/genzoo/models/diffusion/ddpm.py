@@ -124,8 +124,8 @@ class Diffusion(Family):
     sample_options = (
         SampleOption("sampler", str, None, "diffusion sampler (default: the config's): " + "; ".join(
             f"{name} = {line} [{steps} steps]" for name, (_, steps, line) in SAMPLERS.items()),
-            choices=tuple(SAMPLERS)),
-        SampleOption("steps", int, None, "denoising steps (default: the sampler's)"),
+            choices=tuple(SAMPLERS), fast="dpm++2m"),
+        SampleOption("steps", int, None, "denoising steps (default: the sampler's)", fast=20),
         SampleOption("eta", float, None, "DDIM noise: 0 deterministic, 1 like DDPM"),
         SampleOption("guidance", float, None, "classifier-free guidance w: 0 unconditional, "
                      "1 conditional, > 1 sharper"),
