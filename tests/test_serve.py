@@ -221,7 +221,8 @@ def test_latent_plane_and_decoding_a_point(client):
     plane = job["data"]
     assert plane["dim"] == [2] and len(plane["points"]) == 512
     lo, hi, pts = np.array(plane["lo"]), np.array(plane["hi"]), np.array(plane["points"])
-    assert (lo < hi).all() and (pts.min(0) < lo).sum() + (pts.max(0) > hi).sum() <= 2
+    outside = ((pts < lo) | (pts > hi)).any(1).mean()      # the box: 1st-99th percentiles
+    assert (lo < hi).all() and 0 < outside <= 0.05
     job = done(client, client.post("/api/runs/vae/decode", json={"z": [0.5, -0.25]}))
     assert fetch(client, job, "point.png")[:4] == b"\x89PNG"
     wrong = done(client, client.post("/api/runs/vae/decode", json={"z": [0.5]}))

@@ -135,7 +135,11 @@ class Autoencoder(ConvLatentModel):
         bce = F.binary_cross_entropy_with_logits(self.decoder(z), x)
         return {"loss": bce, "bce": bce}
 
+    def prior(self, n, generator=None):
+        """Codes from the Gaussian fitted to the training codes (running moments)."""
+        eps = torch.randn(n, self.config.latent_dim, generator=generator, device=self.device)
+        return self.z_mean + self.z_var.sqrt() * eps
+
     @torch.no_grad()
     def sample(self, n, generator=None):
-        eps = torch.randn(n, self.config.latent_dim, generator=generator, device=self.device)
-        return self.decode(self.z_mean + self.z_var.sqrt() * eps)
+        return self.decode(self.prior(n, generator))

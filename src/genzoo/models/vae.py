@@ -172,7 +172,10 @@ class VAE(ConvLatentModel):
         """-ELBO of dequantised 8-bit images in bits/dim: a bound on the negative log-likelihood."""
         return Likelihood(held_out["elbo_bpd"], "bits/dim", 256, exact=False)
 
+    def prior(self, n, generator=None):
+        """z ~ p(z) = N(0, I)."""
+        return torch.randn(n, self.config.latent_dim, generator=generator, device=self.device)
+
     @torch.no_grad()
     def sample(self, n, generator=None):
-        z = torch.randn(n, self.config.latent_dim, generator=generator, device=self.device)
-        return self.decode(z)
+        return self.decode(self.prior(n, generator))
