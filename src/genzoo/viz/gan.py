@@ -35,7 +35,7 @@ def showcase(model, data, out: Path, generator: torch.Generator | None = None,
     files = [save_grid(model.sample(64, generator=generator), out / "samples.png", nrow=8)]
     train = data if train is None else train
     files += memorisation(model, train, data, out, generator, k)
-    if hasattr(model, "class_grid"):
+    if getattr(model, "num_classes", 0):
         files.append(class_grid(model, data.class_names, out / "class_grid.png", generator))
     if (out.parent / "metrics.jsonl").is_file():
         files.append(curves(out.parent / "metrics.jsonl", out / "curves.png"))
@@ -114,7 +114,7 @@ def class_grid(model, names: list[str] | None, path: Path, generator=None,
                columns: int = 8) -> Path:
     """One row per class from shared z, labelled with the class names."""
     x = model.class_grid(columns, generator)
-    k = model.num_labels
+    k = model.num_classes
     names = names or [str(i) for i in range(k)]
     imgs = to_uint8(x)
     h, w, c = imgs.shape[1:]
