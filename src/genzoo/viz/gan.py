@@ -49,12 +49,16 @@ PANELS = [("losses", ["critic/loss", "generator/loss"]),
            ["critic/spread_ratio", "val/spread_ratio"])]
 
 
-def curves(metrics: Path, path: Path) -> Path:
-    """Three panels of the logged scalars against the step."""
+def curves(metrics: Path, path: Path, panels=PANELS) -> Path:
+    """Panels (title, metric keys) of the logged scalars against the step; a panel with none
+    of its keys logged is left out."""
     records = [json.loads(line) for line in Path(metrics).read_text().splitlines() if line.strip()]
     wasserstein = any("critic/wasserstein" in r for r in records)   # then D(x) alone means little
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.2), dpi=100)
-    for ax, (title, keys) in zip(axes, PANELS):
+    panels = [(t, keys) for t, keys in panels if any(k in r for r in records for k in keys)] \
+        or panels[:1]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), dpi=100,
+                             squeeze=False)
+    for ax, (title, keys) in zip(axes[0], panels):
         for key in keys:
             pts = [(r["step"], r[key]) for r in records if key in r]
             if pts and not (wasserstein and key.startswith("critic/d_")):
