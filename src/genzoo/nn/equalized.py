@@ -25,6 +25,11 @@ from torch import Tensor, nn
 SQRT2 = math.sqrt(2)
 
 
+def channels_at(side: int, channel_base: int, channel_max: int) -> int:
+    """The width of both networks at side r: min(channel_max, channel_base / r)."""
+    return max(1, min(channel_max, channel_base // side))
+
+
 def lrelu(x: Tensor) -> Tensor:
     """LeakyReLU(0.2) times sqrt(2), so that unit-variance inputs stay about unit variance."""
     return F.leaky_relu(x, 0.2) * SQRT2

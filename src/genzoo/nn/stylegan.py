@@ -23,12 +23,8 @@ import torch
 from torch import Tensor, nn
 
 from genzoo.nn.equalized import (SQRT2, EqualizedConv2d, EqualizedLinear, MinibatchStdDev,
-                                 downsample2x, lrelu, pixel_norm, upsample2x)
+                                 channels_at, downsample2x, lrelu, pixel_norm, upsample2x)
 from genzoo.nn.gan import halvings
-
-
-def channels_at(side: int, channel_base: int, channel_max: int) -> int:
-    return max(1, min(channel_max, channel_base // side))
 
 
 class MappingNetwork(nn.Module):
