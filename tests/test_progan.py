@@ -119,3 +119,13 @@ def test_resume_is_exact_mid_fade_in_and_across_a_resolution_change(tmp_path):
     ref, got, desc = resumed_and_uninterrupted(tmp_path, trainer, steps=9, cut=3)
     assert schedule(3 * 8, 16, 2) == (1, 0.5)                   # the cut is mid fade-in
     assert int(ref["model.shown"]) == 72 and schedule(72, 16, 2) == (2, 1.0)
+
+
+def test_cli_trains_and_shows_one_row_per_resolution_reached(image_npz, tmp_path):
+    from genzoo.cli import main
+    out = tmp_path / "run"
+    assert main(["train", "progan", "--data", str(image_npz), "--preset", "tiny",
+                 "--image-size", "16", "--steps", "6", "--batch-size", "8", "--out", str(out),
+                 "--no-progress"]) == 0
+    for f in ("samples.png", "memorisation.png", "memorisation.json", "growth.png", "curves.png"):
+        assert (out / "showcase" / f).is_file(), f

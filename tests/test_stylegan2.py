@@ -237,3 +237,24 @@ def test_resume_is_exact_across_the_lazy_counters_and_ada(tmp_path):
     ref, got, _ = resumed_and_uninterrupted(tmp_path, trainer, steps=9, cut=5)
     assert ref["model.pl_mean"] > 0 and 0 < ref["model.augment.p"] <= 1
     assert any(k.startswith("ema.G.") for k in ref)
+
+
+def test_cli_trains_shows_and_samples_with_truncation(image_npz, tmp_path):
+    from genzoo.cli import main
+    import numpy as np
+    out = tmp_path / "run"
+    assert main(["train", "stylegan2", "--data", str(image_npz), "--preset", "tiny",
+                 "--steps", "3", "--batch-size", "8", "--out", str(out), "--no-progress"]) == 0
+    for f in ("samples.png", "memorisation.png", "memorisation.json", "style_mixing.png",
+              "truncation.png", "interpolation.png", "curves.png"):
+        assert (out / "showcase" / f).is_file(), f
+    assert main(["sample", str(out), "-n", "3", "--psi", "0", "--out", str(tmp_path / "s")]) == 0
+    x = np.load(tmp_path / "s.npz")["x"]
+    assert x.shape == (3, 8, 8, 1)
+
+
+def test_style_bands_split_the_layers_as_the_paper_does():
+    from genzoo.viz.stylegan import style_bands
+    assert style_bands(18) == {"coarse": (0, 4), "middle": (4, 8), "fine": (8, 18)}   # 1024
+    assert style_bands(8) == {"coarse": (0, 4), "middle": (4, 6), "fine": (6, 8)}     # 32
+    assert style_bands(4) == {"coarse": (0, 2), "fine": (2, 4)}                       # 8
