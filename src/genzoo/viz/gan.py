@@ -49,9 +49,10 @@ PANELS = [("losses", ["critic/loss", "generator/loss"]),
            ["critic/spread_ratio", "val/spread_ratio"])]
 
 
-def curves(metrics: Path, path: Path, panels=PANELS) -> Path:
+def curves(metrics: Path, path: Path, panels=PANELS, marks: dict[str, float] | None = None
+           ) -> Path:
     """Panels (title, metric keys) of the logged scalars against the step; a panel with none
-    of its keys logged is left out."""
+    of its keys logged is left out. ``marks``: labelled steps drawn as vertical lines."""
     records = [json.loads(line) for line in Path(metrics).read_text().splitlines() if line.strip()]
     wasserstein = any("critic/wasserstein" in r for r in records)   # then D(x) alone means little
     panels = [(t, keys) for t, keys in panels if any(k in r for r in records for k in keys)] \
@@ -63,6 +64,8 @@ def curves(metrics: Path, path: Path, panels=PANELS) -> Path:
             pts = [(r["step"], r[key]) for r in records if key in r]
             if pts and not (wasserstein and key.startswith("critic/d_")):
                 ax.plot(*zip(*pts), label=key, marker="." if key.startswith("val/") else None)
+        for name, step in (marks or {}).items():
+            ax.axvline(step, color="grey", linestyle=":", label=name)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.legend(fontsize=7)
@@ -79,13 +82,20 @@ def memorisation(model, train, held, out: Path, generator=None, k: int = 8,
     """Nearest training image of k samples (a picture) and distance statistics (a JSON)."""
     dev = model.device
     reference = _images(train, n_train, dev)
-    x_g = model.sample(n_samples, generator=generator)
+    x_h = _images(held, n_samples, dev) if held is not train else None
+    return nearest_training(model.sample(n_samples, generator=generator), reference, x_h, out, k)
+
+
+def nearest_training(x_g, reference, x_h, out: Path, k: int = 8, label: str = "training"
+                     ) -> list[Path]:
+    """Samples ``x_g`` beside their nearest ``reference`` images, their distances, and the
+    verdict of evaluation/novelty.py against held-out images ``x_h`` (None: no verdict)."""
     idx, d_sample = nearest(x_g, reference)
-    stats = {"reference_items": len(reference), "samples": n_samples,
+    stats = {"reference_items": len(reference), "samples": len(x_g),
              "sample_to_train_median": float(d_sample.median()),
              "sample_to_train_min": float(d_sample.min())}
-    if held is not train:       # the verdict: near-copies against the held-out baseline
-        nov = novelty(x_g, reference, _images(held, n_samples, dev)).to_dict()
+    if x_h is not None:         # the verdict: near-copies against the held-out baseline
+        nov = novelty(x_g, reference, x_h).to_dict()
         stats["heldout_to_train_median"] = nov["held_out_distances"][2]
         stats["ratio"] = nov["median_ratio"]
         stats["near_copy_fraction"] = nov["near_copy_fraction"]
@@ -95,6 +105,7 @@ def memorisation(model, train, held, out: Path, generator=None, k: int = 8,
     path_json = out / "memorisation.json"
     path_json.write_text(json.dumps(stats, indent=2) + "\n")
 
+    k = min(k, len(x_g))
     top = to_uint8(x_g[:k])
     bottom = to_uint8(reference[idx[:k]])
     fig, axes = plt.subplots(2, k, figsize=(1.3 * k, 3.0), dpi=100, squeeze=False)
@@ -106,7 +117,7 @@ def memorisation(model, train, held, out: Path, generator=None, k: int = 8,
             ax.set_yticks([])
         axes[0, j].set_title(f"d={float(d_sample[j]):.2f}", fontsize=8)
     axes[0, 0].set_ylabel("sample", fontsize=8)
-    axes[1, 0].set_ylabel("nearest\ntraining", fontsize=8)
+    axes[1, 0].set_ylabel(f"nearest\n{label}", fontsize=8)
     fig.tight_layout()
     path_png = out / "memorisation.png"
     fig.savefig(path_png)
