@@ -128,8 +128,8 @@ class ProGAN(AdversarialFamily):
         return {"loss": d_fake.mean() - d_real.mean() + cfg.lambda_gp * gp + cfg.drift * drift,
                 "wasserstein": (d_real.mean() - d_fake.mean()).detach(),
                 "gradient_penalty": gp.detach(), "drift": drift.detach(),
-                "resolution": torch.tensor(float(self.side(level))),
-                "alpha": torch.tensor(alpha), **self.diversity(x, x_tilde)}
+                "resolution": x.new_tensor(float(self.side(level))),
+                "alpha": x.new_tensor(alpha), **self.diversity(x, x_tilde)}
 
     def generator_loss(self, batch):
         d_fake = self.critic(self.fakes(len(batch["x"]))).float().mean()
