@@ -29,17 +29,31 @@ def showcase(model, data, out: Path, generator: torch.Generator | None = None,
              train=None, k: int = 8) -> list[Path]:
     """``data`` are held-out images (or the training set when nothing was held out);
     ``train`` the training set (``data`` when not given)."""
+    out, files = samples_and_memorisation(model, data, out, generator, train, k)
+    if getattr(model, "num_classes", 0):
+        files.append(class_grid(model, data.class_names, out / "class_grid.png", generator))
+    return files + curves_if_logged(out)
+
+
+@torch.no_grad()
+def samples_and_memorisation(model, data, out: Path, generator=None, train=None, k: int = 8
+                             ) -> tuple[Path, list[Path]]:
+    """What every GAN's showcase begins with: the folder made, the model in eval mode, 64
+    samples (``samples.png``) and the memorisation check against ``train`` (or ``data``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.eval()
     files = [save_grid(model.sample(64, generator=generator), out / "samples.png", nrow=8)]
-    train = data if train is None else train
-    files += memorisation(model, train, data, out, generator, k)
-    if getattr(model, "num_classes", 0):
-        files.append(class_grid(model, data.class_names, out / "class_grid.png", generator))
-    if (out.parent / "metrics.jsonl").is_file():
-        files.append(curves(out.parent / "metrics.jsonl", out / "curves.png"))
-    return files
+    files += memorisation(model, data if train is None else train, data, out, generator, k)
+    return out, files
+
+
+def curves_if_logged(out: Path, panels=None) -> list[Path]:
+    """``curves.png`` from the run's metrics.jsonl beside ``out``, when there is one."""
+    metrics = Path(out).parent / "metrics.jsonl"
+    if not metrics.is_file():
+        return []
+    return [curves(metrics, Path(out) / "curves.png", panels or PANELS)]
 
 
 PANELS = [("losses", ["critic/loss", "generator/loss"]),

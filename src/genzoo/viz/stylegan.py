@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from genzoo.viz.diffusion import slerp
-from genzoo.viz.gan import curves, memorisation
-from genzoo.viz.grid import save_grid, to_uint8
+from genzoo.viz.gan import curves_if_logged, samples_and_memorisation
+from genzoo.viz.grid import to_uint8
 from genzoo.viz.plots import plt, save_figure
 
 PANELS = [("losses", ["critic/loss", "generator/loss"]),
@@ -114,14 +114,8 @@ def interpolation(model, path: Path, generator=None, pairs: int = 3, steps: int 
 @torch.no_grad()
 def showcase(model, data, out: Path, generator: torch.Generator | None = None,
              train=None) -> list[Path]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    model.eval()
-    files = [save_grid(model.sample(64, generator=generator), out / "samples.png", nrow=8)]
-    files += memorisation(model, data if train is None else train, data, out, generator)
+    out, files = samples_and_memorisation(model, data, out, generator, train)
     files.append(style_mixing(model, out / "style_mixing.png", generator))
     files.append(truncation(model, out / "truncation.png", generator))
     files.append(interpolation(model, out / "interpolation.png", generator))
-    if (out.parent / "metrics.jsonl").is_file():
-        files.append(curves(out.parent / "metrics.jsonl", out / "curves.png", PANELS))
-    return files
+    return files + curves_if_logged(out, PANELS)
