@@ -47,6 +47,7 @@ class SpectralNorm(nn.Module):
             self.v.copy_(F.normalize(W.t() @ self.u, dim=0, eps=self.eps))
             self.u.copy_(F.normalize(W @ self.v, dim=0, eps=self.eps))
 
+    @torch.compiler.disable     # in-place updates of u, v between uses: kept out of graphs
     def forward(self, weight: Tensor) -> Tensor:
         with torch.autocast(weight.device.type, enabled=False):    # sigma in float32
             W = self.matrix(weight.float())

@@ -135,9 +135,10 @@ class StyleGAN2(AdversarialFamily):
         return self.G.synthesis(self.draw_styles(n, track)[0])
 
     def critic(self, x: Tensor, y: Tensor | None = None, eager: bool = False) -> Tensor:
-        """D(T(x)): every image D sees is augmented (T = identity when augment=none)."""
+        """D(T(x)): every image D sees is augmented (T = identity when augment=none).
+        ``eager``: both run uncompiled (R1 differentiates a gradient through them)."""
         if self.augment is not None:
-            x = self.augment(x)
+            x = (self.augment.forward if eager else self.augment)(x)
         return (self.D.forward if eager else self.D)(x)
 
     # -- the game ----------------------------------------------------------------------------

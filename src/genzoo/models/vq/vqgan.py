@@ -121,12 +121,16 @@ class VQGAN(VQVAE):
     def autoencoder_loss(self, batch):
         cfg = self.config
         x = batch["x"]
-        x_hat, q = self.autoencode(x)
+        on = self.disc_on
+        # with D on, the adaptive weight differentiates through the decoder and D once more
+        # than a torch.compile'd graph allows: both then run uncompiled in this step
+        q = self.quantizer(self.encode(x))
+        x_hat = (self.decoder.forward if on else self.decoder)(q.z_q) + 0.5    # as decode()
         nll, logs = self.reconstruction(x, x_hat)
         loss = nll + q.loss
         logs.update(recon_nmse=logs["recon_mse"] / self.variance(x).detach(), **q.logs())
-        if self.disc_on:
-            g_loss = -self.D(x_hat * 2 - 1).float().mean()
+        if on:
+            g_loss = -self.D.forward(x_hat * 2 - 1).float().mean()
             if torch.is_grad_enabled():     # (a loss evaluated without gradients: the last one)
                 self.lam.copy_(adaptive_weight(nll, g_loss, self.decoder.last_layer.weight))
             lam = cfg.disc_weight * self.lam
