@@ -75,6 +75,7 @@ PRESETS = {
 class VQGAN(VQVAE):
     presets = PRESETS
     train_defaults = {**VQVAE.train_defaults, "batch_size": 32}
+    optional_components = ("perceptual",)
 
     def __init__(self, config: VQGANConfig, data: DataInfo, components=None):
         super().__init__(config, data, components)
