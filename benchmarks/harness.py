@@ -79,7 +79,8 @@ def timed(fn: Callable[[], Any], device: torch.device, repeats: int = 3) -> list
 # -- building -------------------------------------------------------------------------------
 def build(family: str, data: TensorDataset, preset: str | None = None, **model) -> Family:
     entry = registry.get(family)
-    settings = {**(entry.cls.presets.get(preset, {}) if preset else {}), **model}
+    chosen = entry.cls.presets.get(preset, {}) if preset else {}
+    settings = {**{k: v for k, v in chosen.items() if "." not in k}, **model}   # model part
     cfg = C.from_dict(entry.config, settings, where=f"{family} config")
     return entry.cls(cfg, DataInfo.of(data))
 

@@ -29,17 +29,31 @@ def showcase(model, data, out: Path, generator: torch.Generator | None = None,
              train=None, k: int = 8) -> list[Path]:
     """``data`` are held-out images (or the training set when nothing was held out);
     ``train`` the training set (``data`` when not given)."""
+    out, files = samples_and_memorisation(model, data, out, generator, train, k)
+    if getattr(model, "num_classes", 0):
+        files.append(class_grid(model, data.class_names, out / "class_grid.png", generator))
+    return files + curves_if_logged(out)
+
+
+@torch.no_grad()
+def samples_and_memorisation(model, data, out: Path, generator=None, train=None, k: int = 8
+                             ) -> tuple[Path, list[Path]]:
+    """What every GAN's showcase begins with: the folder made, the model in eval mode, 64
+    samples (``samples.png``) and the memorisation check against ``train`` (or ``data``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.eval()
     files = [save_grid(model.sample(64, generator=generator), out / "samples.png", nrow=8)]
-    train = data if train is None else train
-    files += memorisation(model, train, data, out, generator, k)
-    if hasattr(model, "class_grid"):
-        files.append(class_grid(model, data.class_names, out / "class_grid.png", generator))
-    if (out.parent / "metrics.jsonl").is_file():
-        files.append(curves(out.parent / "metrics.jsonl", out / "curves.png"))
-    return files
+    files += memorisation(model, data if train is None else train, data, out, generator, k)
+    return out, files
+
+
+def curves_if_logged(out: Path, panels=None) -> list[Path]:
+    """``curves.png`` from the run's metrics.jsonl beside ``out``, when there is one."""
+    metrics = Path(out).parent / "metrics.jsonl"
+    if not metrics.is_file():
+        return []
+    return [curves(metrics, Path(out) / "curves.png", panels or PANELS)]
 
 
 PANELS = [("losses", ["critic/loss", "generator/loss"]),
@@ -49,16 +63,23 @@ PANELS = [("losses", ["critic/loss", "generator/loss"]),
            ["critic/spread_ratio", "val/spread_ratio"])]
 
 
-def curves(metrics: Path, path: Path) -> Path:
-    """Three panels of the logged scalars against the step."""
+def curves(metrics: Path, path: Path, panels=PANELS, marks: dict[str, float] | None = None
+           ) -> Path:
+    """Panels (title, metric keys) of the logged scalars against the step; a panel with none
+    of its keys logged is left out. ``marks``: labelled steps drawn as vertical lines."""
     records = [json.loads(line) for line in Path(metrics).read_text().splitlines() if line.strip()]
     wasserstein = any("critic/wasserstein" in r for r in records)   # then D(x) alone means little
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.2), dpi=100)
-    for ax, (title, keys) in zip(axes, PANELS):
+    panels = [(t, keys) for t, keys in panels if any(k in r for r in records for k in keys)] \
+        or panels[:1]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), dpi=100,
+                             squeeze=False)
+    for ax, (title, keys) in zip(axes[0], panels):
         for key in keys:
             pts = [(r["step"], r[key]) for r in records if key in r]
             if pts and not (wasserstein and key.startswith("critic/d_")):
                 ax.plot(*zip(*pts), label=key, marker="." if key.startswith("val/") else None)
+        for name, step in (marks or {}).items():
+            ax.axvline(step, color="grey", linestyle=":", label=name)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.legend(fontsize=7)
@@ -75,13 +96,20 @@ def memorisation(model, train, held, out: Path, generator=None, k: int = 8,
     """Nearest training image of k samples (a picture) and distance statistics (a JSON)."""
     dev = model.device
     reference = _images(train, n_train, dev)
-    x_g = model.sample(n_samples, generator=generator)
+    x_h = _images(held, n_samples, dev) if held is not train else None
+    return nearest_training(model.sample(n_samples, generator=generator), reference, x_h, out, k)
+
+
+def nearest_training(x_g, reference, x_h, out: Path, k: int = 8, label: str = "training"
+                     ) -> list[Path]:
+    """Samples ``x_g`` beside their nearest ``reference`` images, their distances, and the
+    verdict of evaluation/novelty.py against held-out images ``x_h`` (None: no verdict)."""
     idx, d_sample = nearest(x_g, reference)
-    stats = {"reference_items": len(reference), "samples": n_samples,
+    stats = {"reference_items": len(reference), "samples": len(x_g),
              "sample_to_train_median": float(d_sample.median()),
              "sample_to_train_min": float(d_sample.min())}
-    if held is not train:       # the verdict: near-copies against the held-out baseline
-        nov = novelty(x_g, reference, _images(held, n_samples, dev)).to_dict()
+    if x_h is not None:         # the verdict: near-copies against the held-out baseline
+        nov = novelty(x_g, reference, x_h).to_dict()
         stats["heldout_to_train_median"] = nov["held_out_distances"][2]
         stats["ratio"] = nov["median_ratio"]
         stats["near_copy_fraction"] = nov["near_copy_fraction"]
@@ -91,6 +119,7 @@ def memorisation(model, train, held, out: Path, generator=None, k: int = 8,
     path_json = out / "memorisation.json"
     path_json.write_text(json.dumps(stats, indent=2) + "\n")
 
+    k = min(k, len(x_g))
     top = to_uint8(x_g[:k])
     bottom = to_uint8(reference[idx[:k]])
     fig, axes = plt.subplots(2, k, figsize=(1.3 * k, 3.0), dpi=100, squeeze=False)
@@ -102,7 +131,7 @@ def memorisation(model, train, held, out: Path, generator=None, k: int = 8,
             ax.set_yticks([])
         axes[0, j].set_title(f"d={float(d_sample[j]):.2f}", fontsize=8)
     axes[0, 0].set_ylabel("sample", fontsize=8)
-    axes[1, 0].set_ylabel("nearest\ntraining", fontsize=8)
+    axes[1, 0].set_ylabel(f"nearest\n{label}", fontsize=8)
     fig.tight_layout()
     path_png = out / "memorisation.png"
     fig.savefig(path_png)
@@ -114,7 +143,7 @@ def class_grid(model, names: list[str] | None, path: Path, generator=None,
                columns: int = 8) -> Path:
     """One row per class from shared z, labelled with the class names."""
     x = model.class_grid(columns, generator)
-    k = model.num_labels
+    k = model.num_classes
     names = names or [str(i) for i in range(k)]
     imgs = to_uint8(x)
     h, w, c = imgs.shape[1:]

@@ -3,8 +3,11 @@
 VQ-VAE: held-out images above their reconstructions (through the code map), how often each
 codebook vector is used on the held-out images (sorted, with the perplexity: a collapsed
 codebook shows a few tall bars), and images decoded from codes drawn independently (what a
-model without a prior makes). Prior: samples decoded through the first stage at a few
-temperatures, decoded held-out code maps beside them, and the bits each code position costs.
+model without a prior makes). VQ-GAN: the same, and its curves: the reconstruction error
+before and after the discriminator is switched on, the adaptive weight, D's scores. Prior:
+samples decoded through the first stage at a few temperatures, decoded held-out code maps
+beside them, the bits each code position costs, and the samples beside their nearest decoded
+training code maps (the memorisation check of the GAN chapter).
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import numpy as np
 import torch
 
 from genzoo.nn.quantize import perplexity
+from genzoo.viz.gan import curves, nearest_training
 from genzoo.viz.grid import save_grid
 from genzoo.viz.plots import plt, save_figure
 
@@ -65,17 +69,49 @@ def usage_histogram(counts: torch.Tensor, path: Path) -> Path:
 
 @torch.no_grad()
 def prior_showcase(model, data, out: Path, generator: torch.Generator | None = None,
-                   per_row: int = 8) -> list[Path]:
+                   per_row: int = 8, train=None, n_samples: int = 128) -> list[Path]:
     out, b = _begin(model, data, out, 500)
     files = [_bits_map(model, b, out / "bits_per_position.png")]
     first = model.first_stage
     if first is None:                    # code maps alone cannot be drawn as images
         return files
-    rows = [model.sample(per_row, generator=generator, temperature=t) for t in TEMPERATURES]
+    label = 0 if model.config.class_conditional else None
+    rows = [model.sample(per_row, generator=generator, temperature=t, label=label)
+            for t in TEMPERATURES]
     files.append(save_grid(torch.cat(rows), out / "samples_by_temperature.png", nrow=per_row))
-    held = first.decode_codes(b["x"][:per_row].view(-1, *model.code_shape))
-    files.append(save_grid(torch.cat([held, rows[0]]), out / "held_out_vs_samples.png",
+    held = _decoded(model, b["x"])
+    files.append(save_grid(torch.cat([held[:per_row], rows[0]]), out / "held_out_vs_samples.png",
                            nrow=per_row))
+    if train is not None:                # the nearest decoded training map of each sample
+        _, t = _begin(model, train, out, 5000)
+        x_g = model.sample(n_samples, generator=generator, label=label)
+        files += nearest_training(x_g, _decoded(model, t["x"]), held if train is not data
+                                  else None, out, label="training\n(decoded)")
+    return files
+
+
+def _decoded(model, codes: torch.Tensor) -> torch.Tensor:
+    """Code maps (N, T) or (N, h, w) -> images through the first stage, in chunks."""
+    codes = codes.view(-1, *model.code_shape)
+    return torch.cat([model.first_stage.decode_codes(codes[i:i + 250])
+                      for i in range(0, len(codes), 250)])
+
+
+VQGAN_PANELS = [("reconstruction (normalised MSE)", ["autoencoder/recon_nmse", "val/recon_nmse"]),
+                ("adversarial part", ["autoencoder/g_loss", "autoencoder/adaptive_weight"]),
+                ("the discriminator", ["discriminator/d_real", "discriminator/d_fake"]),
+                ("codebook", ["autoencoder/perplexity", "val/perplexity"])]
+
+
+@torch.no_grad()
+def vqgan_showcase(model, data, out: Path, generator: torch.Generator | None = None,
+                   per_row: int = 8) -> list[Path]:
+    """The VQ-VAE's pictures, and the curves with the step where D was switched on."""
+    files = showcase(model, data, out, generator, per_row)
+    metrics = Path(out).parent / "metrics.jsonl"
+    if metrics.is_file():
+        files.append(curves(metrics, Path(out) / "curves.png", VQGAN_PANELS,
+                            {"D switched on": model.config.disc_start}))
     return files
 
 

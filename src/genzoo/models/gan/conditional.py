@@ -15,14 +15,25 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from genzoo.errors import GenzooError
-from genzoo.models.base import DataInfo, SampleOption
-from genzoo.models.gan.wgan_gp import PRESETS, WGANGP, WGANGPConfig
+from genzoo.models.base import DataInfo
+from genzoo.models.gan.wgan_gp import PRESETS as WGAN_PRESETS
+from genzoo.models.gan.wgan_gp import WGANGP, WGANGPConfig
 from genzoo.registry import register
 
 
 @dataclass
 class CGANConfig(WGANGPConfig):
-    pass
+    def validate(self):
+        super().validate()
+        if self.conditional != "no":
+            raise ValueError("conditional: a cgan is conditioned by one-hot inputs already; for "
+                             "conditional batch norm and a projection critic use wgan_gp or "
+                             "dcgan with conditional=yes")
+
+
+# WGAN-GP's presets, less their class conditioning (the one-hot inputs are this family's own).
+PRESETS = {name: {k: v for k, v in p.items() if k != "conditional"}
+           for name, p in WGAN_PRESETS.items()}
 
 
 @register("cgan", config=CGANConfig, taxonomy="implicit", modality="image",
@@ -30,9 +41,6 @@ class CGANConfig(WGANGPConfig):
           showcase="genzoo.viz.gan:showcase")
 class ConditionalGAN(WGANGP):
     presets = PRESETS
-    sample_options = (
-        SampleOption("label", int, None, "class of every sample, a name or an index (default: "
-                     "cycle through the classes)", kind="label"),)
 
     def __init__(self, config: CGANConfig, data: DataInfo):
         if data.num_classes < 2:
@@ -51,38 +59,3 @@ class ConditionalGAN(WGANGP):
     def critic(self, x: Tensor, y: Tensor | None = None, eager: bool = False) -> Tensor:
         planes = self.one_hot(y).to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[2:])
         return super().critic(torch.cat([x, planes], 1), eager=eager)
-
-    def labels(self, batch: dict) -> Tensor:
-        if "y" not in batch:
-            raise GenzooError("cgan: the batch has no labels 'y'")
-        return batch["y"]
-
-    def label_tensor(self, n: int, label: int | Tensor | None) -> Tensor:
-        """Class indices for n samples: ``label`` for all, per item, or cycling when None."""
-        k = self.num_labels
-        if label is None:
-            return torch.arange(n, device=self.device) % k
-        y = torch.as_tensor(label, device=self.device).long()
-        if y.dim() == 0:
-            y = y.expand(n)
-        if len(y) != n or y.min() < 0 or y.max() >= k:
-            raise GenzooError(f"cgan: label {label if y.numel() == 1 else 'tensor'} is not "
-                              f"{n} class indices in 0..{k - 1}")
-        return y
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None,
-               label: int | Tensor | None = None) -> Tensor:
-        """n images of class ``label`` (an index; None cycles through the classes)."""
-        y = self.label_tensor(n, label)
-        return self.to_images(self.generate(self.prior(n, generator), y))
-
-    @torch.no_grad()
-    def class_grid(self, columns: int, generator: torch.Generator | None = None) -> Tensor:
-        """One row per class, the same ``columns`` codes z in every row: (K * columns, C, H, W).
-
-        Down a column only the label changes, so what stays (pose, thickness, colour) is what
-        z encodes, and what changes is what the label does."""
-        z = self.prior(columns, generator).repeat(self.num_labels, 1)
-        y = torch.arange(self.num_labels, device=self.device).repeat_interleave(columns)
-        return self.to_images(self.generate(z, y))

@@ -1,0 +1,195 @@
+r"""Benchmarks of the advanced GANs (issue 12): quality at equal wall time, and speed.
+
+Quality: every family trains on the same prepared data for the same wall-clock minutes, then
+is measured alike (``genzoo eval``'s FD, KID, precision/recall in a named feature space, the
+novelty check, the collapse indicator) against the same held-out images:
+
+    OMP_NUM_THREADS=2 python -m benchmarks.advanced_gans quality --data flowers32 --minutes 30
+    OMP_NUM_THREADS=2 python -m benchmarks.advanced_gans quality --data flowers64 --minutes 30
+    OMP_NUM_THREADS=2 python -m benchmarks.advanced_gans quality --data cifar10 --minutes 30
+    # VQ-GAN against the VQ-VAE, each with its GPT prior, at equal total time:
+    OMP_NUM_THREADS=2 python -m benchmarks.advanced_gans quality --data cifar10 \
+        --families vqgan:small+prior,vqvae:small+prior --minutes 10 --prior-minutes 5
+    # options: --families FAMILY:PRESET,... (default: stylegan2:cpu, progan:cpu, dcgan:sagan,
+    #   dcgan:small, wgan_gp:small), --features classifier:RUN_DIR | inception:PATH (default:
+    #   a classifier trained first on the data's labels for --features-minutes), -n samples,
+    #   --out DIR, --datasets DIR; --smoke: tiny presets and seconds, to check the wiring
+
+Data: ``flowers32`` / ``flowers64`` are the 1,500 flowers (shuffled with seed 0, the last 300
+held out, so the held-out set spans the five classes), ``cifar10`` the 50,000 CIFAR-10 training
+images (shuffled, the last 5,000 held out); each is written once to OUT/data/NAME.npz, which
+every run reads. Run folders: OUT/NAME/runs/FAMILY-PRESET; the table: OUT/NAME/results.md/json.
+
+Speed (steps/s and images/s of training at batch 32, fp32 and bf16 with their ratio; images/s
+of sampling):
+
+    OMP_NUM_THREADS=2 python -m benchmarks.advanced_gans speed [--quick] [--families progan,...]
+
+Prints the machine and its load before and after; numbers taken under load are worthless.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.harness import (build, machine, markdown, measure_sampling, modes_table,
+                                synthetic_images)
+from genzoo import data as D
+from genzoo.evaluation.run_eval import evaluate_run
+from genzoo.training import launch
+from genzoo.training.run import RunDir
+
+DATA = {  # name: (file under --datasets, side, held-out count)
+    "flowers32": ("flowers/flowers64.tar", 32, 300),
+    "flowers64": ("flowers/flowers64.tar", 64, 300),
+    "cifar10": ("cifar10/cifar10_jpg.tar:train", 32, 5000),
+}
+FAMILIES = "stylegan2:cpu,progan:cpu,dcgan:sagan,dcgan:small,wgan_gp:small"
+QUIET = dict(progress=False, log=lambda *a: None)
+
+
+def prepare(a) -> tuple[str, str, int, int]:
+    """(name, npz spec, side, held-out count): the named set shuffled once and written."""
+    rel, side, holdout = DATA[a.data]
+    path = Path(a.out) / "data" / f"{a.data}.npz"
+    if not path.exists():
+        ds = D.load(str(Path(a.datasets) / rel), D.DataOptions(image_size=side, holdout=0))
+        order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))
+        ds = ds.subset(order)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        x = ds.x.permute(0, 2, 3, 1).numpy()
+        np.savez(path, x=x, y=ds.y.numpy())
+    return a.data, str(path), side, holdout
+
+
+def train_one(family: str, preset: str, data: str, side: int, holdout: int, minutes: float,
+              out: Path, model: dict | None = None, smoke: bool = False) -> tuple[Path, float]:
+    """Train into ``out`` for ``minutes`` of wall time (a finished run there is reused)."""
+    if (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("*.safetensors")):
+        return out, float("nan")
+    steps = 3 if smoke else 10 ** 9
+    spec = launch.resolve(family, data=data, preset="tiny" if smoke else (preset or None),
+                          train={"steps": steps, "max_minutes": 0 if smoke else minutes,
+                                 "sample_every": 0 if smoke else 500, "eval_every": 0},
+                          data_options={"holdout": holdout, "image_size": side},
+                          config={"model": model or {}})
+    t = time.perf_counter()
+    launch.train(spec, out, **QUIET)
+    return out, time.perf_counter() - t
+
+
+def feature_space(a, data: str, side: int, holdout: int, root: Path) -> str:
+    if a.features:
+        return a.features
+    run, _ = train_one("classifier", "", data, side, holdout, a.features_minutes,
+                       root / "runs" / "features", smoke=a.smoke)
+    return f"classifier:{run}"
+
+
+def quality(a) -> None:
+    name, data, side, holdout = prepare(a)
+    root = Path(a.out) / name
+    features = feature_space(a, data, side, holdout, root)
+    rows = []
+    for item in a.families.split(","):
+        family, _, preset = item.partition(":")
+        preset, plus, _ = preset.partition("+")          # "+prior": a GPT prior after it
+        folder = root / "runs" / f"{family}-{preset or 'default'}"
+        run, wall = train_one(family, preset, data, side, holdout, a.minutes, folder,
+                              smoke=a.smoke)
+        if plus:
+            prior, wall2 = train_one("vq_prior", "", data, side, holdout, a.prior_minutes,
+                                     folder.with_name(folder.name + "-prior"),
+                                     model={"first_stage": str(run)}, smoke=a.smoke)
+            first = evaluate_run(run, features=features, n=a.n)
+            run, wall = prior, wall + wall2
+        result = evaluate_run(run, features=features, n=a.n)
+        rows.append(row(f"{family}:{preset or 'default'}{plus and '+prior'}", run, wall,
+                        result, first if plus else None))
+        print(markdown(rows[-1:]), flush=True)
+    (root / "results.json").write_text(json.dumps(rows, indent=1))
+    (root / "results.md").write_text(f"{machine()}\n\nfeatures: {features}\n\n" + markdown(rows))
+    budget = "smoke (3 steps each)" if a.smoke else f"{a.minutes} min each"
+    print(f"\n{name}, {budget}, features {features}:\n" + markdown(rows))
+
+
+def row(label: str, run: Path, wall: float, result: dict, first: dict | None) -> dict:
+    m, nov = result.get("metrics", {}), result.get("novelty") or {}
+    last = {}
+    for r in RunDir(run).metrics():
+        last.update(r)
+    out = {"model": label, "steps": result.get("steps"), "minutes": wall / 60,
+           "fd": next((v for k, v in m.items() if k in ("fd", "fid")), float("nan")),
+           "kid": m.get("kid"), "precision": m.get("precision"), "recall": m.get("recall"),
+           "novelty_ratio": nov.get("median_ratio"), "memorising": nov.get("memorising"),
+           "spread_ratio": last.get("val/spread_ratio", last.get("critic/spread_ratio")),
+           "ms_per_sample": 1000 * (result.get("seconds_per_sample") or float("nan"))}
+    held = (first or result).get("held_out") or {}
+    if "recon_nmse" in held:                    # a VQ first stage: its reconstructions
+        out.update(recon_nmse=held["recon_nmse"], psnr=held.get("psnr"),
+                   perplexity=held.get("perplexity"))
+    return out
+
+
+# -- speed -----------------------------------------------------------------------------------
+SPEED = [  # family, preset, model settings (progan: past its schedule, the full network)
+    ("stylegan2", "cpu", {}),
+    ("progan", "cpu", {"images_per_phase": 1}),
+    ("dcgan", "sagan", {}),
+    ("vqgan", "small", {"disc_start": 0}),
+]
+
+
+def speed(a) -> None:
+    data = synthetic_images(512, 3, 32)
+    modes = [{"precision": "fp32"}, {"precision": "bf16"}]
+    for family, preset, model in SPEED:
+        if a.families and family not in a.families.split(","):
+            continue
+        rows = modes_table(family, data, modes, preset=preset, model=model, batch_size=32,
+                           steps=a.steps, repeats=2 if a.quick else 3)
+        print(f"\n{family} ({preset}), training at batch 32, 32x32 RGB; speedup = bf16 / fp32:")
+        print(markdown(rows, ["family", "preset", "precision", "params", "steps_per_s",
+                              "items_per_s", "speedup", "peak_mem_mb", "spread"]), flush=True)
+        if family == "vqgan":
+            continue
+        net = build(family, data, preset, **model)
+        if family == "progan":
+            net.shown.fill_(10 ** 9)
+        rows = [measure_sampling(net, 256, repeats=2 if a.quick else 5)]
+        print(f"{family}: sampling 256 images: " + markdown(rows, ["n", "samples_per_s",
+                                                                    "peak_mem_mb"]))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="what", required=True)
+    q = sub.add_parser("quality")
+    q.add_argument("--data", choices=sorted(DATA), required=True)
+    q.add_argument("--families", default=FAMILIES)
+    q.add_argument("--minutes", type=float, default=30.0, help="wall time per family")
+    q.add_argument("--prior-minutes", type=float, default=5.0, help="for FAMILY:PRESET+prior")
+    q.add_argument("--features", default=None, help="a feature space; default: train a classifier")
+    q.add_argument("--features-minutes", type=float, default=5.0)
+    q.add_argument("-n", type=int, default=2000, help="samples per model for the metrics")
+    q.add_argument("--datasets", default=os.environ.get("GENZOO_DATASETS", "../shared/datasets"))
+    q.add_argument("--out", default="/tmp/advanced-gans")
+    q.add_argument("--smoke", action="store_true", help="tiny presets, 3 steps: the wiring only")
+    s = sub.add_parser("speed")
+    s.add_argument("--quick", action="store_true")
+    s.add_argument("--steps", type=int, default=5)
+    s.add_argument("--families", default=None, help="only these (comma-separated)")
+    a = p.parse_args()
+    print(machine(), f"| load {os.getloadavg()[0]:.2f}", flush=True)
+    quality(a) if a.what == "quality" else speed(a)
+    print(f"load after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
