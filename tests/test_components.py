@@ -300,3 +300,35 @@ def test_made_copies_lead_the_set_and_are_never_held_out():
     assert len(held) == 2 and held.x.view(-1).tolist() == [28, 29]
     with pytest.raises(GenzooError, match="leaves no training items"):
         ds.split(10)
+
+
+def test_a_derived_stage_reads_the_data_as_its_component_did(image_npz, tmp_path):
+    """The prior's own recipe must not re-read the images at another size than the VQ-VAE's
+    (16x16 blobs, read at 8x8 by vqvae's tiny preset): its codes keep the first stage's map."""
+    assert main(["train", "vqvae", "--data", str(image_npz), "--preset", "tiny", "--steps", "2",
+                 "--out", str(tmp_path / "vq"), "--no-progress"]) == 0
+    assert main(["train", "vq_prior", "--data", str(image_npz), "--preset", "tiny", "--steps", "2",
+                 "--set", f"first_stage={tmp_path / 'vq'}", "--out", str(tmp_path / "pr"),
+                 "--no-progress"]) == 0
+    first = RunDir(tmp_path / "vq").spec.data_info
+    prior = RunDir(tmp_path / "pr").spec.data_info
+    assert prior.meta["source_info"]["shape"] == list(first.shape)
+
+
+def test_derived_items_carry_the_other_fields_and_are_cached_by_all_of_them(toys, tmp_path):
+    from genzoo.data.dataset import TensorDataset
+    from genzoo.training.components import derive, pin
+    x = torch.randint(0, 255, (12, 1, 4, 4), dtype=torch.uint8)
+    np.savez(tmp_path / "x.npz", x=x.permute(0, 2, 3, 1).numpy())
+    a = train("toy_coder", tmp_path / "x.npz", tmp_path / "a")
+    comp = pin(str(a.path))
+    model, _ = load_model(a.path)
+
+    def with_caption(offset):
+        return TensorDataset(x=x, modality="image", source="t", meta={"field_modality": {"c": "text"}},
+                             items={"c": torch.arange(12 * 3).view(12, 3) + offset})
+    first = derive(with_caption(0), model, comp, progress=False, log=lambda *_: None)
+    assert first.items["c"][1].tolist() == [3, 4, 5] and first.meta["field_modality"] == {"c": "text"}
+    other = derive(with_caption(100), model, comp, progress=False, log=lambda *_: None)
+    assert other.items["c"][1].tolist() == [103, 104, 105]          # not the cached captions
+    assert torch.equal(first.x, other.x)

@@ -13,6 +13,7 @@ the content hash of (data, component checkpoint), so the next stage, or a resume
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -112,8 +113,16 @@ def derived_data(ref: str, progress: bool = True, log=print) -> TensorDataset:
 
 def derive(ds: TensorDataset, component: Family, comp: Component, batch_size: int = 256,
            progress: bool = True, log=print) -> TensorDataset:
-    """``ds`` passed through ``component.derive``, cached by the content hash of both."""
-    key = content_hash(ds.x)[:20] + "-" + comp.sha256[:20]
+    """``ds`` passed through ``component.derive``, cached by the content hash of both (every
+    field of the items, since derive() sees them all). Fields it does not return are carried
+    over from ``ds`` unchanged (a caption beside the latents of its image)."""
+    if type(component).derive is Family.derive:
+        raise GenzooError(f"{comp.path}: a {comp.family} run derives no data (its family has no "
+                          f"derive()), so it cannot be this stage's component")
+    fields = {"x": ds.x, **ds.items, **({"y": ds.y} if ds.y is not None else {})}
+    data_key = hashlib.sha256("".join(f"{k}:{content_hash(v)}" for k, v in sorted(fields.items()))
+                              .encode()).hexdigest()
+    key = data_key[:20] + "-" + comp.sha256[:20]
     path = cache_dir() / "derived" / f"{key}.safetensors"
     if path.is_file():
         try:
@@ -134,8 +143,6 @@ def derive(ds: TensorDataset, component: Family, comp: Component, batch_size: in
             for k, v in component.derive(batch).items():
                 parts.setdefault(k, []).append(v.detach().cpu())
     tensors = {k: torch.cat(v) for k, v in parts.items()}
-    if ds.y is not None:
-        tensors["y"] = ds.y.cpu()
     path.parent.mkdir(parents=True, exist_ok=True)
     ckpt_tmp = path.with_name(".tmp-" + path.name)
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(ckpt_tmp))
@@ -147,8 +154,11 @@ def derive(ds: TensorDataset, component: Family, comp: Component, batch_size: in
 def _dataset(tensors: dict, ds: TensorDataset, component: Family, comp: Component) -> TensorDataset:
     if "x" not in tensors:
         raise GenzooError(f"{comp.path}: its derive() must return a field 'x'")
-    items = {k: v for k, v in tensors.items() if k not in ("x", "y")}
+    made = {k: v for k, v in tensors.items() if k not in ("x", "y")}
+    items = {**{k: v for k, v in ds.items.items() if k not in made}, **made}
+    modality = {k: m for k, m in ds.meta.get("field_modality", {}).items() if k not in made}
     meta = {"derived_from": comp.path, "source_info": DataInfo.of(ds).to_dict(),
-            **component.derived_meta()}
+            "field_modality": modality, **component.derived_meta()}
     return TensorDataset(x=tensors["x"], modality=component.derived_modality, source=ds.source,
-                         y=tensors.get("y"), class_names=ds.class_names, meta=meta, items=items)
+                         y=ds.y, class_names=ds.class_names, meta=meta,
+                         items={k: v.to(tensors["x"].device) for k, v in items.items()})

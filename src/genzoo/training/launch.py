@@ -7,6 +7,7 @@ model) before it writes anything, so bad input never leaves a half-made run fold
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import time
 from pathlib import Path
@@ -107,19 +108,27 @@ def check_device(name: str) -> None:
 
 def load_data(spec: RunSpec, components: dict | None = None, progress: bool = True, log=print):
     """(train, held_out) datasets of a run, with the recipe's notes logged. A family trained on
-    data derived from a component gets the items passed through it (cached), and so does any
-    family given ``--data derived:RUN_DIR`` (that run's own data, through that run's model)."""
+    data derived from a component gets the items adapted as that component's recipe adapted
+    them (its image size...) and passed through it (cached); so does any family given
+    ``--data derived:RUN_DIR`` (that run's own data, through that run's model)."""
+    through = spec.entry.cls.derives_data_from
+    if through is not None and through not in spec.components:
+        raise GenzooError(f"{spec.family}: set {through}=RUN_DIR (the trained run whose "
+                          f"encoding of the data it models)")
     if spec.data_spec.startswith(DERIVED):
         ds = derived_data(spec.data_spec[len(DERIVED):], progress, log)
     else:
-        ds = D.load(spec.data_spec, spec.data)
+        options = spec.data
+        if through is not None:   # adapted by the component's recipe, as its run read it
+            comp, model = spec.components[through], components[through]
+            own = RunSpec.from_dict(comp.description or RunDir.open(comp.path).description,
+                                    where=f"{comp.path}/config.yaml").data
+            recipe = type(model).data_defaults(model.config)
+            options = dataclasses.replace(options, **{k: getattr(own, k) for k in recipe})
+        ds = D.load(spec.data_spec, options)
     for note in ds.meta.get("notes", []):
         log(f"data: {note}")
-    through = spec.entry.cls.derives_data_from
     if through is not None:
-        if through not in spec.components:
-            raise GenzooError(f"{spec.family}: set {through}=RUN_DIR (the trained run whose "
-                              f"encoding of the data it models)")
         ds = derive(ds, components[through], spec.components[through], progress=progress, log=log)
     return ds.split(spec.data.holdout)
 
