@@ -262,7 +262,7 @@ def _tokenizer(options: DataOptions) -> tk.Tokenizer:
 
 def load_split(name: str, options: DataOptions) -> TensorDataset:
     n, seed, novel = SPLITS[name]
-    scenes = sample_scenes(n, seed, novel)
+    scenes = sample_scenes(min(n, options.max_items or n), seed, novel)   # a prefix is the same
     S = max(MIN_SIDE, options.image_size or MIN_SIDE)
     layout = np.random.default_rng([seed, 1])
     x = np.stack([render(s, S, layout) for s in scenes]).transpose(0, 3, 1, 2)

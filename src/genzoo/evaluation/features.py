@@ -8,6 +8,8 @@ number means nothing without its space, so every extractor has a ``name`` that r
   come from $GENZOO_INCEPTION_WEIGHTS or the cache, else are downloaded and checked.
 - ``classifier:RUN_DIR``: the penultimate layer of a classifier genzoo trained
   (``genzoo train classifier --data SPEC``); a RUN_DIR alone is understood the same way.
+- ``clip:RUN_DIR``: the image embedding of a CLIP genzoo trained (``genzoo train clip``), the
+  space of a "CLIP FD" (Kynkaanniemi et al. 2023) and of CLIP scores.
 - ``pixels``: the images themselves, average-pooled to at most 1024 numbers; the fallback.
 - ``auto``: inception when its weights are found, else pixels (and it says so).
 
@@ -136,6 +138,23 @@ def classifier(arg, shape) -> Extractor:
         f"images {tuple(shape)} adapted to the classifier's {own}"
     return Extractor(f"classifier {arg} ({model.config.arch}, penultimate {model.feature_dim}-d)",
                      fn, f"classifier:{tensors_hash(model.state_dict())}", note=note)
+
+
+@register_extractor("clip")
+def clip(arg, shape) -> Extractor:
+    from genzoo.evaluation.cache import tensors_hash
+    from genzoo.training.run import load_model
+    if not arg:
+        raise GenzooError("--features clip:RUN_DIR needs the run folder of a CLIP "
+                          "(train one with `genzoo train clip --data SPEC`)")
+    model, _ = load_model(arg, "cpu")
+    if model.family_name != "clip":
+        raise GenzooError(f"{arg}: a {model.family_name} run, not a clip")
+    own = tuple(model.data.shape)
+    fn = _Bound(model, "image_features", lambda x: fit_shape(x, own))
+    note = "" if own == tuple(shape) else f"images {tuple(shape)} adapted to the CLIP's {own}"
+    return Extractor(f"clip {arg} (image embedding, {model.config.embed_dim}-d)", fn,
+                     f"clip:{tensors_hash(model.state_dict())}", note=note)
 
 
 @register_extractor("inception")
