@@ -39,6 +39,25 @@ def blobs(n: int = 96, side: int = 16, channels: int = 1, seed: int = 0) -> np.n
     return x, y
 
 
+PLACES = ["top left", "top right", "bottom left", "bottom right"]
+
+
+def captioned_images(folder, n: int = 40, side: int = 8, seed: int = 0):
+    """A folder of ``n`` colour blobs (see :func:`blobs`) with a captions.jsonl giving each two
+    captions that name the blob's place; returns the folder."""
+    from PIL import Image
+    x, y = blobs(n=n, side=side, channels=3, seed=seed)
+    root = folder / "captioned"
+    root.mkdir()
+    lines = []
+    for i, (image, c) in enumerate(zip(x, y)):
+        Image.fromarray(image).save(root / f"{i:03d}.png")
+        lines.append(f'{{"file": "{i:03d}.png", "caption": ["a square at the {PLACES[c]}", '
+                     f'"the {PLACES[c]} is bright"]}}')
+    (root / "captions.jsonl").write_text("\n".join(lines))
+    return root
+
+
 @pytest.fixture
 def image_npz(tmp_path):
     """A .npz file of 96 16x16 grey images with 4 classes."""

@@ -28,7 +28,6 @@ from genzoo.data import DataOptions, reader
 from genzoo.data import tokenizers as tk
 from genzoo.data.dataset import TensorDataset
 from genzoo.data.images import ARCHIVE_EXTS, IMAGE_EXTS, _iter_files, read_files, split_spec
-from genzoo.data.text import parse_csv, parse_jsonl
 from genzoo.errors import GenzooError
 
 CAPTION_FILES = ("captions.csv", "captions.jsonl")
@@ -152,6 +151,9 @@ def _text(data: bytes, where: str) -> str:
 
 def _from_file(name: str, data: bytes, spec: str) -> dict[str, list[str]]:
     """{image path: captions} from a captions.csv / .jsonl inside the data at ``name``."""
+    # imported here: importing the text module registers its readers, which must come after
+    # the points reader's (data/__init__.py keeps that order)
+    from genzoo.data.text import parse_csv, parse_jsonl
     where = f"{spec}: {name}"
     text = _text(data, where)
     rows = parse_csv(text, where) if name.endswith(".csv") else parse_jsonl(text, where)

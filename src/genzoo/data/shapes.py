@@ -26,6 +26,7 @@ the benchmark to score generated pictures.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -254,10 +255,12 @@ def check(scene: Scene, objects: list[Found], S: int) -> dict[str, bool]:
 
 
 # -------------------------------------------------------------------------- the data sets
-def _tokenizer(options: DataOptions) -> tk.Tokenizer:
+@functools.lru_cache(maxsize=4)
+def _tokenizer(kind: str, vocab_size: int) -> tk.Tokenizer:
+    """The tokenizer fitted to the training split's captions (every split uses it)."""
     n, seed, novel = SPLITS["shapes"]
     texts = [c for s in sample_scenes(n, seed, novel) for c in s.captions()]
-    return tk.train(options.tokenizer or "bpe", texts, options.vocab_size)
+    return tk.train(kind, texts, vocab_size)
 
 
 def load_split(name: str, options: DataOptions) -> TensorDataset:
@@ -269,7 +272,8 @@ def load_split(name: str, options: DataOptions) -> TensorDataset:
     pairs = sorted(" ".join(p) for p in HELD_OUT)
     meta = {"shapes": {"split": name, "side": S, "held_out_pairs": pairs}}
     ds = image_dataset(x, name, options, meta=meta)
-    return attach(ds, [s.captions() for s in scenes], options, _tokenizer(options))
+    tokenizer = _tokenizer(options.tokenizer or "bpe", options.vocab_size)
+    return attach(ds, [s.captions() for s in scenes], options, tokenizer)
 
 
 for _name in SPLITS:

@@ -69,9 +69,10 @@ def retrieval(model, ds: TensorDataset, ks=(1, 5)) -> dict[str, float]:
 def zero_shot(model, ds: TensorDataset, templates: list[str] | None = None) -> float:
     """Accuracy of the most similar class prompt on a labelled image set."""
     model.eval()
-    if ds.y is None or not ds.class_names:
+    if ds.y is None:
         raise ValueError(f"{ds.source}: zero-shot classification needs class labels")
-    E = model.class_embeddings(ds.class_names, templates or model.templates()).cpu()
+    names = ds.class_names or [str(i) for i in range(ds.num_classes)]
+    E = model.class_embeddings(names, templates or model.templates()).cpu()
     pred = (embed_images(model, _images(ds)) @ E.t()).argmax(1)
     return float((pred == ds.y.cpu()).float().mean())
 

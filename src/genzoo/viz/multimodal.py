@@ -52,7 +52,7 @@ def clip_showcase(model, data, out: Path, generator=None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     model.eval()
     facts = {"held_out_items": len(data), **contrastive.retrieval(model, data)}
-    if data.y is not None and data.class_names:
+    if data.y is not None:
         facts["zero_shot_accuracy"] = contrastive.zero_shot(model, data)
     (out / "clip.json").write_text(json.dumps(facts, indent=1))
     texts = [cs[0] for cs in contrastive.caption_texts(data)]

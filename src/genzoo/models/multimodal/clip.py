@@ -7,8 +7,9 @@ cosine similarities, scaled by a learned inverse temperature exp(s), are the log
 classifications: which caption goes with image i (a softmax over row i) and which image with
 caption j (over column j); the loss is the mean of the two cross-entropies, whose minimum puts
 every image next to its own caption and away from the others'. The temperature starts at
-0.07 and exp(s) is clipped to at most 100 (the paper's). Captions that are the same token for
-token are all positives for each other's images (a templated set has many per batch).
+0.07 and exp(s) is clipped to at most 100 (the paper's). (Captions that are the same token for
+token, as a templated set has many per batch, need no special care: their columns of logits
+are equal, and the loss is the same as if their images shared every one of them.)
 
 Measured by zero-shot classification (each class named by prompts, "a photo of a {class}",
 whose mean embedding is the class's; an image goes to the most similar) and by retrieval
@@ -77,15 +78,12 @@ PRESETS = {
 }
 
 
-def contrastive_loss(I: Tensor, T: Tensor, scale: Tensor, same: Tensor | None = None) -> Tensor:
-    """The symmetric cross-entropy of the N x N logits scale * I T^T (rows and columns), for
-    unit vectors I, T (N, D). ``same`` (N, N) bool marks pairs that count as matching
-    (default: the diagonal); each row's target spreads evenly over them."""
+def contrastive_loss(I: Tensor, T: Tensor, scale: Tensor) -> Tensor:
+    """The symmetric cross-entropy of the N x N logits scale * I T^T, for unit vectors I, T
+    (N, D): image i's caption is i among the columns of row i, and caption j's image is j."""
     logits = scale * I.float() @ T.float().t()
-    target = torch.eye(len(I), device=I.device) if same is None else same.float()
-    rows = -(target / target.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1).mean()
-    cols = -(target.t() / target.t().sum(1, keepdim=True) * logits.t().log_softmax(1)).sum(1).mean()
-    return (rows + cols) / 2
+    labels = torch.arange(len(I), device=I.device)
+    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)) / 2
 
 
 def recall_at(similarity: Tensor, same: Tensor, k: int) -> Tensor:
@@ -159,8 +157,7 @@ class CLIP(Family):
             self.logit_scale.clamp_(0, math.log(self.config.max_logit_scale))
         tokens = txt.pick(batch[C.FIELD]) if tokens is None else tokens
         I, T = self.encode_image(batch["x"]), self.encode_text(tokens)
-        same = (tokens[:, None, :] == tokens[None, :, :]).all(-1)
-        return {"loss": contrastive_loss(I, T, self.scale(), same),
+        return {"loss": contrastive_loss(I, T, self.scale()),
                 "logit_scale": self.scale().detach()}
 
     def objectives(self):
@@ -172,7 +169,8 @@ class CLIP(Family):
     @torch.no_grad()
     def evaluate(self, batch):
         """Held out: the loss on each image's first caption, in-batch retrieval recall@1 both
-        ways, and zero-shot accuracy where the images have class labels."""
+        ways (a caption the same as the right one counts as right), and zero-shot accuracy
+        where the images have class labels."""
         tokens = txt.first(batch[C.FIELD])
         out = self.loss(batch, tokens)
         I, T = self.encode_image(batch["x"]), self.encode_text(tokens)
@@ -180,12 +178,15 @@ class CLIP(Family):
         sim = I @ T.t()
         out["recall@1_image_to_text"] = recall_at(sim, same, 1)
         out["recall@1_text_to_image"] = recall_at(sim.t(), same.t(), 1)
-        if "y" in batch and self.data.class_names:
-            pred = self.classify(batch["x"], self.data.class_names, self.templates())
+        if "y" in batch and self.data.num_classes:
+            pred = self.classify(batch["x"], self.class_names(), self.templates())
             out["zero_shot_accuracy"] = (pred == batch["y"]).float().mean()
         return out
 
     # -- zero-shot classification --------------------------------------------------------
+    def class_names(self) -> list[str]:
+        return self.data.class_names or [str(i) for i in range(self.data.num_classes)]
+
     def templates(self) -> list[str]:
         """The prompts naming a class: the data's own caption templates where it was captioned
         from its labels, else the config's."""

@@ -9,9 +9,10 @@ latent space from drifting to arbitrary scales, too little to blur the images (t
 
 The latent scale factor: a diffusion model expects data of unit variance, so stage two works
 on z * scale, with scale = 1 / std(z) (the paper measures it on a first batch). Here the mean
-and second moment of the training batches' latents are kept as running averages (momentum
-0.1, like batch norm's statistics), and :meth:`derive` hands on the posterior means times
-1 / std. Not carried over: the perceptual (LPIPS) and patch-GAN losses the paper adds for
+and second moment of the training batches' posterior means are kept as running averages
+(the plain mean of the first 10 batches, then momentum 0.1, like batch norm's statistics), and :meth:`derive` hands on the posterior means
+times 1 / std (the paper's second stage draws z from q(z|x) each step instead; with the tiny
+KL weight the two differ by little once trained). Not carried over: the perceptual (LPIPS) and patch-GAN losses the paper adds for
 sharpness; attention in the bottleneck.
 
 Residual blocks are DDPM's (nn/residual.py); each level but the last halves the side with a
@@ -132,6 +133,7 @@ class KLAutoencoder(Family):
         # running moments of the latents, for the scale factor (see the module docstring)
         self.register_buffer("z_mean", torch.zeros(()))
         self.register_buffer("z_sq", torch.ones(()))
+        self.register_buffer("z_seen", torch.zeros((), dtype=torch.long))
 
     @classmethod
     def data_defaults(cls, config) -> dict:
@@ -159,10 +161,12 @@ class KLAutoencoder(Family):
         x = batch["x"] * 2 - 1
         mu, log_var = self.encoder(x)
         z = mu + (0.5 * log_var).exp() * torch.randn_like(mu)
-        if self.training:
-            with torch.no_grad():
-                self.z_mean.lerp_(z.float().mean(), 0.1)
-                self.z_sq.lerp_(z.float().pow(2).mean(), 0.1)
+        if self.training:       # of the posterior means: what derive() hands on
+            with torch.no_grad():     # an average over the first 10 batches, then momentum 0.1
+                w = max(0.1, 1.0 / float(self.z_seen + 1))
+                self.z_mean.lerp_(mu.float().mean(), w)
+                self.z_sq.lerp_(mu.float().pow(2).mean(), w)
+                self.z_seen.add_(1)
         x_hat = self.decoder(z).float()
         err = (x_hat - x).abs() if self.config.loss == "l1" else (x_hat - x).pow(2)
         rec = err.flatten(1).sum(1).mean()
