@@ -71,6 +71,10 @@ class CLIPConfig:
 
 PRESETS = {
     "vit": dict(image_encoder="vit", patch=4, vit_width=128, vit_layers=4, vit_heads=4),
+    # minutes on a CPU: one residual block per stage, a one-layer text encoder (templated or
+    # short captions need little), bf16 autocast, a higher lr for a short schedule
+    "cpu": dict(blocks=1, text_width=64, text_layers=1, text_heads=2, embed_dim=64, lr=1e-3,
+                **{"train.batch_size": 256, "train.precision": "bf16", "train.warmup_steps": 50}),
     # A few-millisecond model for the contract test and pipeline smoke runs.
     "tiny": dict(widths=[8, 16], blocks=1, text_width=16, text_layers=1, text_heads=2,
                  embed_dim=16, context=16, image_size=8, patch=4, vit_width=16, vit_layers=1,
