@@ -122,39 +122,34 @@ class _Bound:
         return getattr(self.module, self.method)(self.prepare(x))
 
 
-@register_extractor("classifier")
-def classifier(arg, shape) -> Extractor:
+def _run_space(arg, shape, family: str, method: str, what) -> Extractor:
+    """The feature space of a trained run of ``family``: its ``method`` on images brought to
+    the run's own shape; ``what(model)`` describes the features for reports."""
     from genzoo.evaluation.cache import tensors_hash
     from genzoo.training.run import load_model
     if not arg:
-        raise GenzooError("--features classifier:RUN_DIR needs the run folder of a classifier "
-                          "(train one with `genzoo train classifier --data SPEC`)")
+        raise GenzooError(f"--features {family}:RUN_DIR needs the run folder of a {family} "
+                          f"(train one with `genzoo train {family} --data SPEC`)")
     model, _ = load_model(arg, "cpu")
-    if model.family_name != "classifier":
-        raise GenzooError(f"{arg}: a {model.family_name} run, not a classifier")
+    if model.family_name != family:
+        raise GenzooError(f"{arg}: a {model.family_name} run, not a {family}")
     own = tuple(model.data.shape)
-    fn = _Bound(model, "features", lambda x: fit_shape(x, own))
-    note = "" if own[1:] == tuple(shape[1:]) and own[0] == shape[0] else \
-        f"images {tuple(shape)} adapted to the classifier's {own}"
-    return Extractor(f"classifier {arg} ({model.config.arch}, penultimate {model.feature_dim}-d)",
-                     fn, f"classifier:{tensors_hash(model.state_dict())}", note=note)
+    fn = _Bound(model, method, lambda x: fit_shape(x, own))
+    note = "" if own == tuple(shape) else f"images {tuple(shape)} adapted to the {family}'s {own}"
+    return Extractor(f"{family} {arg} ({what(model)})", fn,
+                     f"{family}:{tensors_hash(model.state_dict())}", note=note)
+
+
+@register_extractor("classifier")
+def classifier(arg, shape) -> Extractor:
+    return _run_space(arg, shape, "classifier", "features",
+                      lambda m: f"{m.config.arch}, penultimate {m.feature_dim}-d")
 
 
 @register_extractor("clip")
 def clip(arg, shape) -> Extractor:
-    from genzoo.evaluation.cache import tensors_hash
-    from genzoo.training.run import load_model
-    if not arg:
-        raise GenzooError("--features clip:RUN_DIR needs the run folder of a CLIP "
-                          "(train one with `genzoo train clip --data SPEC`)")
-    model, _ = load_model(arg, "cpu")
-    if model.family_name != "clip":
-        raise GenzooError(f"{arg}: a {model.family_name} run, not a clip")
-    own = tuple(model.data.shape)
-    fn = _Bound(model, "image_features", lambda x: fit_shape(x, own))
-    note = "" if own == tuple(shape) else f"images {tuple(shape)} adapted to the CLIP's {own}"
-    return Extractor(f"clip {arg} (image embedding, {model.config.embed_dim}-d)", fn,
-                     f"clip:{tensors_hash(model.state_dict())}", note=note)
+    return _run_space(arg, shape, "clip", "image_features",
+                      lambda m: f"image embedding, {m.config.embed_dim}-d")
 
 
 @register_extractor("inception")
