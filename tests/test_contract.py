@@ -3,10 +3,11 @@ is covered without writing a test.
 
 Each family's ``tiny`` preset is resolved and built the way ``genzoo train`` does it, on data
 of its modality that this module writes (labelled grey blobs for images, two clusters for
-points, a small corpus for text, captioned colour blobs for captioned images); it must train with finite losses (and, where that is quick,
-lower its loss on a fixed batch), sample in the data's representation with its defaults and
-with every option it declares, and end a run resumed from a checkpoint with exactly the
-weights of an uninterrupted one, in fp32 and under bf16 autocast (asserted to be active).
+points, a small corpus for text, captioned colour blobs for captioned images); it must train
+with finite losses (and, where that is quick, lower its loss on a fixed batch), sample in the
+data's representation with its defaults and with every option it declares, and end a run
+resumed from a checkpoint with exactly the weights of an uninterrupted one, in fp32 and under
+bf16 autocast (asserted to be active).
 Families standing on trained runs (config fields of type RunRef) are skipped for now.
 """
 from __future__ import annotations

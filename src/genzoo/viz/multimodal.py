@@ -7,6 +7,8 @@
   similarities, the diagonal should stand out), ``retrieval.png`` (for a few captions, the five
   nearest held-out pictures) and ``clip.json`` (recall@1/5 both ways, zero-shot accuracy
   where there are labels).
+- unclip: ``prompts.png`` as latent diffusion's (through the prior), and ``variations.png``:
+  held-out pictures (first column) and pictures the decoder draws from CLIP's embedding of each.
 - latent_diffusion: ``prompts.png`` (a row of samples per example caption, listed in
   ``prompts.txt``), ``guidance.png`` (the same noise under guidance w = 0, 1, 2, 3, 5, 8),
   and for the builtin shapes ``novel.png``: captions with colour-shape pairs never seen in
@@ -87,17 +89,38 @@ def _novel_prompts(model) -> list[str]:
             for n, size, place in (("a", "large", "on the left"), ("two", "small", "at the top"))]
 
 
+def _prompts(model, out: Path, generator, meta: dict) -> list[Path]:
+    """A row of samples per example caption (listed in prompts.txt)."""
+    prompts = (meta.get("caption_examples") or [""])[:8]
+    per = 8
+    x = model.sample(len(prompts) * per, generator, prompt=[p for p in prompts for _ in range(per)])
+    (out / "prompts.txt").write_text("\n".join(prompts) + "\n")
+    return [save_grid(x, out / "prompts.png", nrow=per), out / "prompts.txt"]
+
+
+@torch.no_grad()
+def unclip_showcase(model, data, out: Path, generator=None) -> list[Path]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    files = _prompts(model, out, generator, model.data.meta)
+    x = _held(data, 4).to(model.device)
+    per = 7
+    z = model.image_embedding(x).repeat_interleave(per, 0)
+    v = model.generate(len(z), z, generator).clamp(0, 1).view(len(x), per, *x.shape[1:])
+    rows = torch.cat([x[:, None], v], 1).flatten(0, 1)
+    files.append(save_grid(rows, out / "variations.png", nrow=per + 1))
+    return files
+
+
 @torch.no_grad()
 def ldm_showcase(model, data, out: Path, generator=None) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.eval()
     meta = model.data.meta.get("source_info", {}).get("meta", {})
+    files = _prompts(model, out, generator, meta)
     prompts = (meta.get("caption_examples") or [""])[:8]
-    per, files = 8, []
-    x = model.sample(len(prompts) * per, generator, prompt=[p for p in prompts for _ in range(per)])
-    files.append(save_grid(x, out / "prompts.png", nrow=per))
-    (out / "prompts.txt").write_text("\n".join(prompts) + "\n")
     few = prompts[:4]
     z = torch.randn(len(few), *model.data.shape, generator=generator, device=model.device)
     cols = [model.sample(len(few), prompt=few, guidance=w, noise=z) for w in GUIDANCE]
@@ -108,4 +131,4 @@ def ldm_showcase(model, data, out: Path, generator=None) -> list[Path]:
         x = model.sample(len(novel) * 4, generator, prompt=[p for p in novel for _ in range(4)])
         files.append(save_grid(x, out / "novel.png", nrow=4))
         (out / "novel.txt").write_text("\n".join(novel) + "\n")
-    return files + [out / "prompts.txt"]
+    return files

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from genzoo.data import captions as C
 from genzoo.data import tokenizers as tk
 from genzoo.errors import GenzooError
+from genzoo.nn.attention import MultiHeadAttention
 from genzoo.nn.transformer import Block
 
 
@@ -52,9 +53,8 @@ def same_tokenizer(a: dict, b: dict) -> bool:
 
 def encoder_block(width: int, heads: int, mlp_ratio: float = 4.0) -> Block:
     """A pre-norm transformer block whose tokens all see each other (a ViT's)."""
-    block = Block(width, heads, mlp_ratio=mlp_ratio)
-    block.attn.causal = False
-    return block
+    return Block(width, heads, mlp_ratio=mlp_ratio,
+                 attention=MultiHeadAttention(width, heads, causal=False))
 
 
 class TextTransformer(nn.Module):
