@@ -58,6 +58,28 @@ def captioned_images(folder, n: int = 40, side: int = 8, seed: int = 0):
     return root
 
 
+def tiny_run(family: str, data: str, out, steps: int = 12, batch_size: int = 16):
+    """A quiet run of ``family``'s tiny preset on ``data`` into ``out`` (a component that the
+    family under test stands on); its last step is checkpointed."""
+    from genzoo.training import launch
+    spec = launch.resolve(family, data=str(data), preset="tiny",
+                          train={"steps": steps, "batch_size": batch_size,
+                                 "checkpoint_every": steps, "progress": False})
+    return launch.train(spec, out, progress=False, log=lambda *a: None)
+
+
+def captioned_stages(tmp_path_factory, *families: str) -> dict[str, str]:
+    """A captioned folder (48 colour blobs) and a tiny run of each of ``families`` on it, made
+    once for a test module: {"data": folder, family: run folder, ...}."""
+    root = tmp_path_factory.mktemp("stages")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GENZOO_CACHE", str(root / "cache"))
+        folder = captioned_images(root, n=48)
+        for family in families:
+            tiny_run(family, folder, root / family)
+    return {"data": str(folder), **{f: str(root / f) for f in families}}
+
+
 @pytest.fixture
 def image_npz(tmp_path):
     """A .npz file of 96 16x16 grey images with 4 classes."""

@@ -16,6 +16,7 @@ from genzoo.models.multimodal import text as txt
 from genzoo.models.multimodal.clip import CLIP, CLIPConfig, contrastive_loss, recall_at
 from genzoo.models.multimodal.encoders import ViTEncoder
 from genzoo.training import Trainer, TrainConfig, launch
+from genzoo.training.run import load_model
 
 TINY = dict(widths=(8, 16), blocks=1, text_width=16, text_layers=1, text_heads=2, embed_dim=16,
             context=16, image_size=8)
@@ -125,7 +126,7 @@ def test_a_clip_run_is_a_feature_space_and_a_scorer(tmp_path):
     f = ex(torch.rand(5, 3, 16, 16))
     assert f.shape == (5, 16) and "clip" in ex.name and "adapted" in ex.note
     assert (run.path / "showcase" / "similarity.png").is_file()
-    model, _ = __import__("genzoo.training.run", fromlist=["load_model"]).load_model(run.path)
+    model, _ = load_model(run.path)
     _, held = launch.load_data(spec)
     r = contrastive.retrieval(model, held)
     assert set(r) == {f"{w}_recall@{k}" for w in ("image_to_text", "text_to_image") for k in (1, 5)}

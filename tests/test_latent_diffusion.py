@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import captioned_images
+from conftest import captioned_images, captioned_stages
 from genzoo import data as D
 from genzoo.cli import main
 from genzoo.data import tokenizers as tk
@@ -13,7 +13,6 @@ from genzoo.errors import GenzooError
 from genzoo.models.base import DataInfo
 from genzoo.models.diffusion import guidance as G
 from genzoo.models.diffusion.unet import CrossAttention2d
-from genzoo.models.multimodal import text as txt
 from genzoo.models.multimodal.kl_autoencoder import KLAutoencoder, KLAutoencoderConfig
 from genzoo.training import Trainer, TrainConfig, checkpoint as ckpt, launch
 from genzoo.training.run import RunDir
@@ -34,15 +33,8 @@ def awake(model):
 @pytest.fixture(scope="module")
 def stages(tmp_path_factory):
     """A captioned folder, a tiny first stage (8x8 -> 2x4x4) and a tiny CLIP trained on it."""
-    root = tmp_path_factory.mktemp("stages")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GENZOO_CACHE", str(root / "cache"))
-        folder = captioned_images(root, n=48)
-        loop = {"steps": 12, "batch_size": 16, "checkpoint_every": 12, "progress": False}
-        for family in ("kl_autoencoder", "clip"):
-            spec = launch.resolve(family, data=str(folder), preset="tiny", train=loop)
-            launch.train(spec, root / family, **QUIET)
-    return {"data": str(folder), "ae": str(root / "kl_autoencoder"), "clip": str(root / "clip")}
+    runs = captioned_stages(tmp_path_factory, "kl_autoencoder", "clip")
+    return {"data": runs["data"], "ae": runs["kl_autoencoder"], "clip": runs["clip"]}
 
 
 def ldm_spec(stages, steps=4, clip=True, **extra):

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import captioned_images
+from conftest import captioned_stages
 from genzoo.cli import main
 from genzoo.errors import GenzooError
 from genzoo.models.diffusion.unet import CrossAttention2d
@@ -17,14 +17,7 @@ QUIET = dict(progress=False, log=lambda *a: None)
 
 @pytest.fixture(scope="module")
 def clip_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("unclip")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GENZOO_CACHE", str(root / "cache"))
-        folder = captioned_images(root, n=48)
-        spec = launch.resolve("clip", data=str(folder), preset="tiny",
-                              train={"steps": 10, "batch_size": 16, "progress": False})
-        launch.train(spec, root / "clip", **QUIET)
-    return {"data": str(folder), "clip": str(root / "clip")}
+    return captioned_stages(tmp_path_factory, "clip")
 
 
 def spec(clip_run, steps=4, **extra):

@@ -31,33 +31,25 @@ from genzoo.config import RunRef
 from genzoo.data import captions as C
 from genzoo.data import tokenizers as tk
 from genzoo.errors import GenzooError
-from genzoo.models.base import DataInfo, SampleOption
-from genzoo.models.diffusion.ddpm import Diffusion, DiffusionConfig
-from genzoo.models.diffusion.unet import UNet
+from genzoo.models.base import DataInfo
 from genzoo.models.multimodal import text as txt
+from genzoo.models.multimodal.conditioned import TINY, ConditionedConfig, ConditionedDiffusion
 from genzoo.registry import register
 
 
 @dataclass
-class LatentDiffusionConfig(DiffusionConfig):
+class LatentDiffusionConfig(ConditionedConfig):
     first_stage: RunRef | None = None          # the trained kl_autoencoder run it diffuses in
     text_encoder: RunRef | None = None         # a clip run (frozen); None: one trained jointly
     text_width: int = 128                      # the jointly trained text encoder
     text_layers: int = 2
     text_heads: int = 4
-    context: int = 32                          # most tokens per caption (the recipe's data.context)
-    tokenizer: str = "bpe"                     # the recipe's data.tokenizer and data.vocab_size
-    vocab_size: int = 1000
-    cross_attention: tuple[int, ...] = (8, 4)  # latent sides whose blocks attend to the caption
-    # the diffusion recipe on latents: data of unit variance (no normalising, no clipping)
-    widths: tuple[int, ...] = (64, 128)
-    bottleneck: int = 128
-    image_size: int = 32                       # the pictures' side (the first stage's)
+    # the diffusion recipe on latents: data of unit variance (no normalising, no clipping);
+    # image_size is the pictures' side (the first stage's), cross_attention latent sides
     beta_start: float = 0.00085
     beta_end: float = 0.012
     normalise: str = "none"
     clip_denoised: bool = False
-    guidance: float = 3.0
 
     def validate(self):
         super().validate()
@@ -65,25 +57,17 @@ class LatentDiffusionConfig(DiffusionConfig):
             raise ValueError("text_width, text_layers, text_heads and context must be >= 1")
 
 
-PRESETS = {
-    # A few-millisecond model for the contract test and pipeline smoke runs.
-    "tiny": dict(widths=[8, 16], bottleneck=16, blocks=1, attention=[], cross_attention=[4, 2],
-                 emb_dim=8, T=100, sample_steps=4, text_width=16, text_layers=1, text_heads=2,
-                 context=16, image_size=8),
-}
+PRESETS = {"tiny": dict(TINY, text_width=16, text_layers=1, text_heads=2)}
 
 
 @register("latent_diffusion", config=LatentDiffusionConfig, taxonomy="explicit-approximate",
           modality="captioned-image", summary="text-to-image latent diffusion: a U-Net with "
           "cross-attention to caption tokens in a first stage's latent space, classifier-free "
           "guidance", showcase="genzoo.viz.multimodal:ldm_showcase")
-class LatentDiffusion(Diffusion):
+class LatentDiffusion(ConditionedDiffusion):
     presets = PRESETS
     derives_data_from = "first_stage"
     data_modality, data_name = "latent", "a first stage's latents"
-    sample_options = tuple(o for o in Diffusion.sample_options if o.name != "label") + (
-        SampleOption("prompt", str, None, "the caption every sample is drawn for (default: "
-                     "the data's example captions)", kind="prompt"),)
 
     def __init__(self, config: LatentDiffusionConfig, data: DataInfo, components=None):
         components = components or {}
@@ -105,17 +89,6 @@ class LatentDiffusion(Diffusion):
         self.text = None if clip is not None else txt.TextTransformer(
             self.tokenizer.vocab_size, config.context, config.text_width, config.text_layers,
             config.text_heads)
-
-    def make_net(self, channels: int, side: int):
-        c = self.config
-        return UNet(channels, tuple(c.widths), c.bottleneck, c.blocks, tuple(c.attention), side,
-                    c.emb_dim, c.dropout, 0, c.heads, context_dim=self.context_dim,
-                    cross_attention=tuple(c.cross_attention))
-
-    @classmethod
-    def data_defaults(cls, config) -> dict:
-        return {"image_size": config.image_size, "tokenizer": config.tokenizer,
-                "vocab_size": config.vocab_size, "context": config.context}
 
     @property
     def output_info(self) -> DataInfo:

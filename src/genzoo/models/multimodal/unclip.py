@@ -34,34 +34,26 @@ from genzoo.data import captions as C
 from genzoo.errors import GenzooError
 from genzoo.models.base import DataInfo, Objective, SampleOption
 from genzoo.models.diffusion import guidance as G
-from genzoo.models.diffusion.ddpm import Diffusion, DiffusionConfig
 from genzoo.models.diffusion.samplers import ddim
 from genzoo.models.diffusion.schedules import Schedule
-from genzoo.models.diffusion.unet import UNet
 from genzoo.models.multimodal import text as txt
+from genzoo.models.multimodal.conditioned import TINY, ConditionedConfig, ConditionedDiffusion
 from genzoo.nn.embeddings import SinusoidalMLP
 from genzoo.registry import register
 
 
 @dataclass
-class UnCLIPConfig(DiffusionConfig):
+class UnCLIPConfig(ConditionedConfig):
     clip: RunRef | None = None                 # the trained clip run whose embeddings it uses
     tokens: int = 4                            # context tokens the decoder makes of z_i
     token_width: int = 64
-    cross_attention: tuple[int, ...] = (16, 8)
+    cross_attention: tuple[int, ...] = (16, 8)  # picture sides (32 -> 16 -> 8)
     prior_width: int = 256                     # the prior's MLP
     prior_blocks: int = 3
     prior_steps: int = 50                      # DDIM steps of the prior when sampling
     prior_guidance: float = 1.0
     prior_lr: float = 3e-4
-    tokenizer: str = "bpe"                     # the recipe's data.tokenizer and data.vocab_size
-    vocab_size: int = 1000
-    context: int = 32
-    widths: tuple[int, ...] = (64, 128)
-    bottleneck: int = 128
-    image_size: int = 32
     schedule: str = "cosine"
-    guidance: float = 3.0
 
     def validate(self):
         super().validate()
@@ -69,12 +61,8 @@ class UnCLIPConfig(DiffusionConfig):
             raise ValueError("tokens, token_width, prior_width and prior_blocks must be >= 1")
 
 
-PRESETS = {
-    # A few-millisecond model for the contract test and pipeline smoke runs.
-    "tiny": dict(widths=[8, 16], bottleneck=16, blocks=1, attention=[], cross_attention=[4, 2],
-                 emb_dim=8, T=100, sample_steps=4, prior_steps=4, tokens=2, token_width=8,
-                 prior_width=16, prior_blocks=1, context=16, image_size=8),
-}
+PRESETS = {"tiny": dict(TINY, prior_steps=4, tokens=2, token_width=8, prior_width=16,
+                        prior_blocks=1)}
 
 
 class PriorMLP(nn.Module):
@@ -100,11 +88,9 @@ class PriorMLP(nn.Module):
           modality="captioned-image", summary="unCLIP (DALL-E 2): a diffusion prior from a "
           "CLIP text embedding to an image embedding, a decoder from it to pictures; image "
           "variations", showcase="genzoo.viz.multimodal:unclip_showcase")
-class UnCLIP(Diffusion):
+class UnCLIP(ConditionedDiffusion):
     presets = PRESETS
-    sample_options = tuple(o for o in Diffusion.sample_options if o.name != "label") + (
-        SampleOption("prompt", str, None, "the caption every sample is drawn for (default: "
-                     "the data's example captions)", kind="prompt"),
+    sample_options = ConditionedDiffusion.sample_options + (
         SampleOption("image", str, None, "a picture file: draw variations of it", kind="path"),
         SampleOption("prior_guidance", float, None, "guidance of unCLIP's prior"))
 
@@ -118,24 +104,13 @@ class UnCLIP(Diffusion):
         if tuple(clip.data.shape) != tuple(data.shape):
             raise GenzooError(f"unclip: the pictures are {tuple(data.shape)}, the clip run's "
                               f"{tuple(clip.data.shape)} (set data.image_size={clip.data.shape[1]})")
-        self.dim = clip.config.embed_dim
+        self.dim, self.context_dim = clip.config.embed_dim, config.token_width
         super().__init__(config, data, components)
         self.tokenizer = C.tokenizer_of(data.meta)
         self.translate = not txt.same_tokenizer(clip.tokenizer.to_dict(), self.tokenizer.to_dict())
         self.to_tokens = nn.Linear(self.dim, config.tokens * config.token_width)
         self.prior = PriorMLP(self.dim, config.prior_width, config.prior_blocks)
         self.prior_schedule = Schedule("cosine", True, 1000)
-
-    def make_net(self, channels: int, side: int):
-        c = self.config
-        return UNet(channels, tuple(c.widths), c.bottleneck, c.blocks, tuple(c.attention), side,
-                    c.emb_dim, c.dropout, 0, c.heads, context_dim=c.token_width,
-                    cross_attention=tuple(c.cross_attention))
-
-    @classmethod
-    def data_defaults(cls, config) -> dict:
-        return {"image_size": config.image_size, "tokenizer": config.tokenizer,
-                "vocab_size": config.vocab_size, "context": config.context}
 
     # -- CLIP's embeddings, scaled to entries of unit variance -------------------------------
     @torch.no_grad()
