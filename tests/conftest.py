@@ -39,6 +39,47 @@ def blobs(n: int = 96, side: int = 16, channels: int = 1, seed: int = 0) -> np.n
     return x, y
 
 
+PLACES = ["top left", "top right", "bottom left", "bottom right"]
+
+
+def captioned_images(folder, n: int = 40, side: int = 8, seed: int = 0):
+    """A folder of ``n`` colour blobs (see :func:`blobs`) with a captions.jsonl giving each two
+    captions that name the blob's place; returns the folder."""
+    from PIL import Image
+    x, y = blobs(n=n, side=side, channels=3, seed=seed)
+    root = folder / "captioned"
+    root.mkdir()
+    lines = []
+    for i, (image, c) in enumerate(zip(x, y)):
+        Image.fromarray(image).save(root / f"{i:03d}.png")
+        lines.append(f'{{"file": "{i:03d}.png", "caption": ["a square at the {PLACES[c]}", '
+                     f'"the {PLACES[c]} is bright"]}}')
+    (root / "captions.jsonl").write_text("\n".join(lines))
+    return root
+
+
+def tiny_run(family: str, data: str, out, steps: int = 12, batch_size: int = 16):
+    """A quiet run of ``family``'s tiny preset on ``data`` into ``out`` (a component that the
+    family under test stands on); its last step is checkpointed."""
+    from genzoo.training import launch
+    spec = launch.resolve(family, data=str(data), preset="tiny",
+                          train={"steps": steps, "batch_size": batch_size,
+                                 "checkpoint_every": steps, "progress": False})
+    return launch.train(spec, out, progress=False, log=lambda *a: None)
+
+
+def captioned_stages(tmp_path_factory, *families: str) -> dict[str, str]:
+    """A captioned folder (48 colour blobs) and a tiny run of each of ``families`` on it, made
+    once for a test module: {"data": folder, family: run folder, ...}."""
+    root = tmp_path_factory.mktemp("stages")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GENZOO_CACHE", str(root / "cache"))
+        folder = captioned_images(root, n=48)
+        for family in families:
+            tiny_run(family, folder, root / family)
+    return {"data": str(folder), **{f: str(root / f) for f in families}}
+
+
 @pytest.fixture
 def image_npz(tmp_path):
     """A .npz file of 96 16x16 grey images with 4 classes."""

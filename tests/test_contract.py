@@ -3,10 +3,11 @@ is covered without writing a test.
 
 Each family's ``tiny`` preset is resolved and built the way ``genzoo train`` does it, on data
 of its modality that this module writes (labelled grey blobs for images, two clusters for
-points, a small corpus for text); it must train with finite losses (and, where that is quick,
-lower its loss on a fixed batch), sample in the data's representation with its defaults and
-with every option it declares, and end a run resumed from a checkpoint with exactly the
-weights of an uninterrupted one, in fp32 and under bf16 autocast (asserted to be active).
+points, a small corpus for text, captioned colour blobs for captioned images); it must train
+with finite losses (and, where that is quick, lower its loss on a fixed batch), sample in the
+data's representation with its defaults and with every option it declares, and end a run
+resumed from a checkpoint with exactly the weights of an uninterrupted one, in fp32 and under
+bf16 autocast (asserted to be active).
 Families standing on trained runs (config fields of type RunRef) are skipped (their shipped
 pipeline's smoke run is their contract), unless the family declares those components optional
 (``optional_components``): it is then tested here with them unset.
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import blobs, layer_output_dtypes
+from conftest import blobs, captioned_images, layer_output_dtypes
 from genzoo import config as C
 from genzoo import registry
 from genzoo.errors import GenzooError
@@ -79,7 +80,8 @@ def _music(folder):
     return path
 
 
-DATA = {"image": _images, "points": _points, "text": _text, "music": _music}
+DATA = {"image": _images, "points": _points, "text": _text, "music": _music,
+        "captioned-image": captioned_images}
 
 
 def describe(name: str, modality: str, folder, **train) -> RunSpec:

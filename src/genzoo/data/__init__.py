@@ -27,9 +27,9 @@ class DataOptions:
     max_items: int | None = None      # use only the first N items
     # text
     template: str | None = None       # record template for .csv/.jsonl text
-    tokenizer: str = "char"           # char | word | bpe
+    tokenizer: str | None = None      # char | word | bpe; None: char for text, bpe for captions
     vocab_size: int = 10000
-    context: int = 80                 # tokens per training window
+    context: int = 80                 # tokens per training window (captions: at most this many)
     # music (data/music): the representation and what to do with the files
     music: str = "tokens"             # tokens | events | grid | pianoroll
     transpose: bool = False           # add the training pieces in the other 11 keys
@@ -38,6 +38,9 @@ class DataOptions:
     pitch_range: str = "0-83"         # piano rolls: MIDI pitches LOW-HIGH kept, or "auto"
     # sequences (rollouts): None = one item per sequence; "frames" = one item per time step
     view: str | None = None
+    # captioned images
+    captions: str | None = None       # caption template(s) for a labelled image set, with
+                                      # {class}: "a photo of a {class}" ("|" between several)
 
     def validate(self):
         """The numbers within their ranges, before any data is read or any folder written (the
@@ -59,7 +62,7 @@ _SCHEMES: dict[str, Callable[[str, DataOptions], TensorDataset]] = {}
 _READERS: list[tuple[Callable[[Path], bool], Callable[[Path, DataOptions], TensorDataset]]] = []
 # modules that register builtins/readers when imported; a missing one is simply skipped
 _MODULES = ["genzoo.data.rollouts", "genzoo.data.images", "genzoo.data.sources", "genzoo.data.points",
-            "genzoo.data.text", "genzoo.data.music"]
+            "genzoo.data.text", "genzoo.data.music", "genzoo.data.captions", "genzoo.data.shapes"]
 _loaded = False
 
 
@@ -79,10 +82,15 @@ def scheme(prefix: str):
     return deco
 
 
-def reader(accepts: Callable[[Path], bool]):
-    """Register ``fn(path, options) -> TensorDataset`` for the paths ``accepts`` says yes to."""
+def reader(accepts: Callable[[Path], bool], first: bool = False):
+    """Register ``fn(path, options) -> TensorDataset`` for the paths ``accepts`` says yes to;
+    ``first``: asked before the readers registered so far (a more particular kind of a
+    folder, e.g. images with captions, before plain images)."""
     def deco(fn):
-        _READERS.append((accepts, fn))
+        if first:
+            _READERS.insert(0, (accepts, fn))
+        else:
+            _READERS.append((accepts, fn))
         return fn
     return deco
 
@@ -130,6 +138,9 @@ def load(spec: str, options: DataOptions | None = None) -> TensorDataset:
     if options.view is not None and ds.meta.get("view") != options.view:
         raise GenzooError(f"{spec}: has no {options.view!r} view (data.view applies to "
                           "sequences, such as rollouts: frames)")
+    if options.captions is not None:
+        from genzoo.data.captions import templated
+        ds = templated(ds, options)
     if options.max_items is not None:
         import torch
         ds = ds.subset(torch.arange(min(options.max_items, len(ds))))

@@ -323,26 +323,38 @@ def _layout(parts: list[tuple]) -> tuple[list[str] | None, str | None]:
 
 
 def _read_files(path: Path, subset: str | None, spec: str, options: DataOptions) -> TensorDataset:
+    return read_files(path, subset, spec, options)[0]
+
+
+def read_files(path: Path, subset: str | None, spec: str, options: DataOptions,
+               keep=None) -> tuple[TensorDataset, list[str], dict[str, bytes]]:
+    """(dataset, the name of each item's file inside ``path``, {name: bytes} of the other files
+    ``keep(name)`` asked for): images of a folder or archive, in the fixed shuffled order."""
     def want(name):   # an image, and under a folder named ``subset`` when one is asked for
         parts = _image_parts(name)
-        return parts is not None and (subset is None or subset in parts[:-1])
+        if parts is None:
+            return keep is not None and keep(name)
+        return subset is None or subset in parts[:-1]
 
     names, parts, blobs = [], [], []   # every image's name and path parts; wanted ones' bytes
+    kept: dict[str, bytes] = {}
     try:
         for name, data in _iter_files(path, want):
             if _image_parts(name) is not None:
                 names.append(name)
                 parts.append(_image_parts(name))
                 blobs.append(data)
+            elif data is not None:
+                kept[name] = data
     except _ARCHIVE_ERRORS as e:
         what = "cannot read the folder" if path.is_dir() else "corrupt or unreadable archive"
         raise GenzooError(f"{spec}: {what} ({_reason(e)})") from None
     if not names:
         raise GenzooError(f"{spec}: no images in it (looked for {', '.join(IMAGE_EXTS)})")
     if subset is not None:
-        keep, depth = _select(parts, subset, spec)
-        names, blobs = [names[i] for i in keep], [blobs[i] for i in keep]
-        parts = [parts[i][depth + 1:] for i in keep]
+        keep_idx, depth = _select(parts, subset, spec)
+        names, blobs = [names[i] for i in keep_idx], [blobs[i] for i in keep_idx]
+        parts = [parts[i][depth + 1:] for i in keep_idx]
     order = np.random.default_rng(0).permutation(len(names))   # see the module docstring
     names, blobs, parts = ([s[i] for i in order] for s in (names, blobs, parts))
     labels, note = _layout(parts)
@@ -351,11 +363,11 @@ def _read_files(path: Path, subset: str | None, spec: str, options: DataOptions)
     meta = {"order": "folder images in a fixed shuffled order (seed 0)",
             "notes": [n for n in (note, decode_note) if n]}
     if labels is None:
-        return image_dataset(x, spec, options, meta=meta)
+        return image_dataset(x, spec, options, meta=meta), names, kept
     class_names = sorted(set(labels))
     index = {c: i for i, c in enumerate(class_names)}
     return image_dataset(x, spec, options, y=[index[c] for c in labels],
-                         class_names=class_names, meta=meta)
+                         class_names=class_names, meta=meta), names, kept
 
 
 def _decode_all(names, blobs, where, spec, options: DataOptions):

@@ -83,26 +83,36 @@ def render(template: str, records: list[dict], where: str) -> tuple[list[str], i
     return docs, skipped
 
 
-def _read_csv(path: Path) -> list[dict]:
+def parse_csv(text: str, where) -> list[dict]:
+    """The records of a .csv file's text (a header line, then one record per row)."""
     csv.field_size_limit(sys.maxsize)
-    rows = list(csv.DictReader(io.StringIO(read_text(path), newline="")))
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
     if not rows:
-        raise GenzooError(f"{path}: has a header but no records")
+        raise GenzooError(f"{where}: has a header but no records")
     return rows
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def parse_jsonl(text: str, where) -> list[dict]:
+    """The records of a .jsonl file's text (one JSON object per non-empty line)."""
     rows = []
-    for n, line in enumerate(read_text(path).splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
                 r = json.loads(line)
             except json.JSONDecodeError as e:
-                raise GenzooError(f"{path} line {n}: not JSON ({e.msg})") from None
+                raise GenzooError(f"{where} line {n}: not JSON ({e.msg})") from None
             if not isinstance(r, dict):
-                raise GenzooError(f"{path} line {n}: a record must be a JSON object")
+                raise GenzooError(f"{where} line {n}: a record must be a JSON object")
             rows.append(r)
     return rows
+
+
+def _read_csv(path: Path) -> list[dict]:
+    return parse_csv(read_text(path), path)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return parse_jsonl(read_text(path), path)
 
 
 def _default_template(path: Path, records: list[dict]) -> str:
@@ -167,7 +177,7 @@ def build(docs: list[str], options: DataOptions, source: str, packed: bool,
     T = options.context
     if T < 1:
         raise GenzooError(f"data.context={T}: must be at least 1")
-    tok = tokenizer or tk.train(options.tokenizer, docs, options.vocab_size)
+    tok = tokenizer or tk.train(options.tokenizer or "char", docs, options.vocab_size)
     encoded = [tok.encode(d) for d in docs]
     if packed:
         stream = [tk.END]

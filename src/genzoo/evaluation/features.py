@@ -8,6 +8,8 @@ number means nothing without its space, so every extractor has a ``name`` that r
   come from $GENZOO_INCEPTION_WEIGHTS or the cache, else are downloaded and checked.
 - ``classifier:RUN_DIR``: the penultimate layer of a classifier genzoo trained
   (``genzoo train classifier --data SPEC``); a RUN_DIR alone is understood the same way.
+- ``clip:RUN_DIR``: the image embedding of a CLIP genzoo trained (``genzoo train clip``), the
+  space of a "CLIP FD" (Kynkaanniemi et al. 2023) and of CLIP scores.
 - ``pixels``: the images themselves, average-pooled to at most 1024 numbers; the fallback.
 - ``auto``: inception when its weights are found, else pixels (and it says so).
 
@@ -120,22 +122,34 @@ class _Bound:
         return getattr(self.module, self.method)(self.prepare(x))
 
 
-@register_extractor("classifier")
-def classifier(arg, shape) -> Extractor:
+def _run_space(arg, shape, family: str, method: str, what) -> Extractor:
+    """The feature space of a trained run of ``family``: its ``method`` on images brought to
+    the run's own shape; ``what(model)`` describes the features for reports."""
     from genzoo.evaluation.cache import tensors_hash
     from genzoo.training.run import load_model
     if not arg:
-        raise GenzooError("--features classifier:RUN_DIR needs the run folder of a classifier "
-                          "(train one with `genzoo train classifier --data SPEC`)")
+        raise GenzooError(f"--features {family}:RUN_DIR needs the run folder of a {family} "
+                          f"(train one with `genzoo train {family} --data SPEC`)")
     model, _ = load_model(arg, "cpu")
-    if model.family_name != "classifier":
-        raise GenzooError(f"{arg}: a {model.family_name} run, not a classifier")
+    if model.family_name != family:
+        raise GenzooError(f"{arg}: a {model.family_name} run, not a {family}")
     own = tuple(model.data.shape)
-    fn = _Bound(model, "features", lambda x: fit_shape(x, own))
-    note = "" if own[1:] == tuple(shape[1:]) and own[0] == shape[0] else \
-        f"images {tuple(shape)} adapted to the classifier's {own}"
-    return Extractor(f"classifier {arg} ({model.config.arch}, penultimate {model.feature_dim}-d)",
-                     fn, f"classifier:{tensors_hash(model.state_dict())}", note=note)
+    fn = _Bound(model, method, lambda x: fit_shape(x, own))
+    note = "" if own == tuple(shape) else f"images {tuple(shape)} adapted to the {family}'s {own}"
+    return Extractor(f"{family} {arg} ({what(model)})", fn,
+                     f"{family}:{tensors_hash(model.state_dict())}", note=note)
+
+
+@register_extractor("classifier")
+def classifier(arg, shape) -> Extractor:
+    return _run_space(arg, shape, "classifier", "features",
+                      lambda m: f"{m.config.arch}, penultimate {m.feature_dim}-d")
+
+
+@register_extractor("clip")
+def clip(arg, shape) -> Extractor:
+    return _run_space(arg, shape, "clip", "image_features",
+                      lambda m: f"image embedding, {m.config.embed_dim}-d")
 
 
 @register_extractor("inception")

@@ -11,6 +11,9 @@ The cache: when generating one token at a time, the keys and values of earlier p
 not change, so a :class:`KVCache` keeps them and each new token costs one query against the
 cached keys instead of a pass over the whole context. Images use it with tokens = pixels:
 ``x.flatten(2).transpose(1, 2)`` makes (B, H*W, C).
+
+Padding: a batch of texts of different lengths is padded to one length; ``mask`` (B, S), True
+at the real keys, keeps every query from attending to the padding (its weight there is 0).
 """
 from __future__ import annotations
 
@@ -61,8 +64,9 @@ class MultiHeadAttention(nn.Module):
         return t.unflatten(-1, (self.heads, self.d_k)).transpose(1, 2)
 
     def forward(self, x: Tensor, context: Tensor | None = None,
-                cache: KVCache | None = None) -> Tensor:
-        """x: (B, T, dim) -> (B, T, dim). With a cache, x holds only the new positions."""
+                cache: KVCache | None = None, mask: Tensor | None = None) -> Tensor:
+        """x: (B, T, dim) -> (B, T, dim). With a cache, x holds only the new positions.
+        ``mask`` (B, S) bool: the keys that may be attended (False: padding)."""
         Q = self._split(self.q(x))
         K, V = (self._split(t) for t in self.kv(x if context is None else context).chunk(2, -1))
         past = 0
@@ -70,12 +74,17 @@ class MultiHeadAttention(nn.Module):
             past = cache.length
             K, V = cache.append(K, V)
         T, S = Q.shape[2], K.shape[2]
-        mask, is_causal = None, False
+        keys, mask, is_causal = mask, None, False
         if self.causal and T > 1:
             if past == 0 and T == S:
                 is_causal = True
             else:                       # new queries at positions past..past+T-1
                 mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(past)
+        if keys is not None:            # padding: (B, S) -> (B, 1, 1, S), with any causal mask
+            if is_causal:
+                mask, is_causal = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(), False
+            pad = keys[:, None, None, :].bool()
+            mask = pad if mask is None else pad & mask
         if self.keep_weights:
             self.weights = attention_weights(Q, K, mask if mask is not None or not is_causal
                                              else torch.ones(T, S, dtype=torch.bool,

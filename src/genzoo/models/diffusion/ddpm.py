@@ -57,7 +57,8 @@ class DiffusionConfig:
     prediction: str = "eps"                  # what the net predicts: eps | x0 | v
     loss: str = "l2"                         # l2 (DDPM's simple loss) | l1
     normalise: str = "measured"              # measured: per-channel mean/std of the first batches;
-                                             # fixed: x * 2 - 1 (DDPM's [-1, 1])
+                                             # fixed: x * 2 - 1 (DDPM's [-1, 1]); none: as it is
+                                             # (data already of unit variance: scaled latents)
     norm_batches: int = 20                   # training batches the statistics are measured on
     # conditioning
     conditional: bool = True                 # use the labels when the data has them
@@ -79,7 +80,8 @@ class DiffusionConfig:
                   (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
                   (self.prediction in ("eps", "x0", "v"), "prediction must be eps, x0 or v"),
                   (self.loss in ("l1", "l2"), "loss must be l1 or l2"),
-                  (self.normalise in ("measured", "fixed"), "normalise must be measured or fixed"),
+                  (self.normalise in ("measured", "fixed", "none"),
+                   "normalise must be measured, fixed or none"),
                   (self.sampler in SAMPLERS, f"sampler must be one of {', '.join(SAMPLERS)}"),
                   (len(self.widths) >= 1 and min(self.widths) > 0, "widths must be positive"),
                   (self.blocks >= 1, "blocks must be >= 1"), (self.T >= 1, "T must be >= 1"),
@@ -133,10 +135,13 @@ class Diffusion(Family):
                      "conditional model; default: drawn at random)", kind="label"),
     )
 
-    def __init__(self, config: DiffusionConfig, data: DataInfo):
-        super().__init__(config, data)
-        if data.modality != "image" or len(data.shape) != 3:
-            raise GenzooError(f"ddpm: needs images (C, H, W), got {data.modality} {tuple(data.shape)}")
+    data_modality, data_name = "image", "images"    # what it diffuses (latent diffusion: latents)
+
+    def __init__(self, config: DiffusionConfig, data: DataInfo, components=None):
+        super().__init__(config, data, components)
+        if data.modality != self.data_modality or len(data.shape) != 3:
+            raise GenzooError(f"{self.family_name}: needs {self.data_name} (C, H, W), got "
+                              f"{data.modality} {tuple(data.shape)}")
         c, h, w = data.shape
         if h % 2 ** len(config.widths) or w % 2 ** len(config.widths):
             raise GenzooError(f"ddpm: image side {h}x{w} must divide by 2^{len(config.widths)} "
@@ -145,15 +150,7 @@ class Diffusion(Family):
         self.schedule = Schedule(config.schedule, config.discrete, config.T, config.beta_start,
                                  config.beta_end, max_signal=config.max_signal,
                                  min_signal=config.min_signal)
-        if config.arch == "book":
-            if self.num_classes:
-                raise GenzooError("ddpm: the book's U-Net is unconditional (set conditional=false)")
-            self.net = BookUNet(c, self.schedule, tuple(config.widths), config.bottleneck,
-                                config.blocks, config.emb_dim)
-        else:
-            self.net = UNet(c, tuple(config.widths), config.bottleneck, config.blocks,
-                            tuple(config.attention), h, config.emb_dim, config.dropout,
-                            self.num_classes, config.heads)
+        self.net = self.make_net(c, h)
         if config.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         # data statistics: x_norm = (x - mean) / std per channel. Measured on the first
@@ -162,6 +159,17 @@ class Diffusion(Family):
         self.register_buffer("data_mean", torch.full((c,), 0.5))
         self.register_buffer("data_sq", torch.full((c,), 0.5))      # E[x^2]: std 0.5 at first
         self.register_buffer("norm_seen", torch.zeros((), dtype=torch.long))
+
+    def make_net(self, channels: int, side: int):
+        config = self.config
+        if config.arch == "book":
+            if self.num_classes:
+                raise GenzooError("ddpm: the book's U-Net is unconditional (set conditional=false)")
+            return BookUNet(channels, self.schedule, tuple(config.widths), config.bottleneck,
+                            config.blocks, config.emb_dim)
+        return UNet(channels, tuple(config.widths), config.bottleneck, config.blocks,
+                    tuple(config.attention), side, config.emb_dim, config.dropout,
+                    self.num_classes, config.heads)
 
     @property
     def device(self) -> torch.device:
@@ -181,6 +189,8 @@ class Diffusion(Family):
         statistics while fewer than norm_batches batches have been seen."""
         if self.config.normalise == "fixed":
             return x * 2 - 1
+        if self.config.normalise == "none":
+            return x
         if measure and int(self.norm_seen) < self.config.norm_batches:
             with torch.no_grad():      # running average over batches: m += (m_batch - m) / k
                 k = float(self.norm_seen + 1)
@@ -193,6 +203,8 @@ class Diffusion(Family):
     def denormalise(self, x: torch.Tensor) -> torch.Tensor:
         if self.config.normalise == "fixed":
             return (x + 1) / 2
+        if self.config.normalise == "none":
+            return x
         mean, std = self._stats()
         return x * std + mean
 
@@ -212,15 +224,23 @@ class Diffusion(Family):
         t = self.schedule.sample_t(n, x0.device)
         eps = torch.randn_like(x0)
         x_t = self.q_sample(x0, t, eps)
-        y = None
-        if self.num_classes and "y" in batch:
-            y = G.drop_labels(batch["y"], self.config.p_uncond if self.training else 0.0,
-                              self.num_classes)
+        y = self.condition(batch)
+        if y is not None:          # classifier-free guidance: "no condition" now and then
+            y = G.drop_labels(y, self.config.p_uncond if self.training else 0.0,
+                              self.null_condition(y))
         out = self.eps_net(x_t, t, y)
         alpha, sigma = self._alpha_sigma(t)
         target = {"eps": eps, "x0": x0, "v": alpha * eps - sigma * x0}[self.config.prediction]
         err = (out - target).abs() if self.config.loss == "l1" else (out - target).pow(2)
         return {"loss": err.mean()}
+
+    def condition(self, batch) -> torch.Tensor | None:
+        """What the network is conditioned on in training: the labels, where it uses them."""
+        return batch["y"] if self.num_classes and "y" in batch else None
+
+    def null_condition(self, y: torch.Tensor) -> torch.Tensor:
+        """The "no condition" token(s) in the form of ``y``: the extra label row."""
+        return torch.full_like(y, self.num_classes)
 
     def objectives(self):
         opt = "adamw" if self.config.weight_decay > 0 else "adam"
@@ -257,7 +277,7 @@ class Diffusion(Family):
             elif w == 1:
                 out = self.eps_net(x_t, tt, y)
             else:                         # both predictions in one batch
-                null = torch.full_like(y, self.num_classes)
+                null = self.null_condition(y)
                 both = self.eps_net(torch.cat([x_t, x_t]), torch.cat([tt, tt]), torch.cat([null, y]))
                 out = G.guided(*both.chunk(2), w)
             alpha, sigma = self._alpha_sigma(tt)
@@ -291,26 +311,33 @@ class Diffusion(Family):
                label=None, noise=None, record=None):
         """n images in [0, 1]. ``noise`` gives x_1 (else drawn); ``record`` (a list) receives
         each step's {t, x, x0} (normalised space)."""
+        if noise is None:
+            noise = torch.randn(n, *self.data.shape, generator=generator, device=self.device)
+        y = self.labels(n, label, generator)
+        return self.generate(n, y, generator, sampler, steps, eta, guidance, noise, record).clamp(0, 1)
+
+    def generate(self, n, y, generator=None, sampler=None, steps=None, eta=None, guidance=None,
+                 noise=None, record=None) -> torch.Tensor:
+        """n denoised items in the data's scale (not clamped), conditioned on ``y``."""
         cfg = self.config
         sampler = sampler or cfg.sampler
         if sampler not in SAMPLERS:
-            raise GenzooError(f"ddpm: unknown sampler {sampler!r} (samplers: {', '.join(SAMPLERS)})")
+            raise GenzooError(f"{self.family_name}: unknown sampler {sampler!r} "
+                              f"(samplers: {', '.join(SAMPLERS)})")
         fn, default_steps, _ = SAMPLERS[sampler]
         if not steps:     # the config's steps for its own sampler, else the sampler's default
             if self.schedule.discrete:      # ddpm's 1000 means every step of the T grid
                 default_steps = min(default_steps, self.schedule.T)
             steps = cfg.sample_steps if sampler == cfg.sampler and cfg.sample_steps else default_steps
         if self.schedule.discrete and steps > self.schedule.T or steps < 1:
-            raise GenzooError(f"ddpm: --steps {steps} must be in 1..{self.schedule.T}")
+            raise GenzooError(f"{self.family_name}: --steps {steps} must be in 1..{self.schedule.T}")
         w = cfg.guidance if guidance is None else guidance
-        c, h, wd = self.data.shape
         if noise is None:
-            noise = torch.randn(n, c, h, wd, generator=generator, device=self.device)
-        y = self.labels(n, label, generator)
+            noise = torch.randn(n, *self.data.shape, generator=generator, device=self.device)
         denoise = self.denoiser(y, w, cfg.clip_denoised)
         x0 = fn(denoise, noise, self.schedule, steps, generator=generator,
                 eta=cfg.eta if eta is None else eta, record=record)
-        return self.denormalise(x0).clamp(0, 1)
+        return self.denormalise(x0)
 
     def evaluate(self, batch):
         return self.loss(batch)

@@ -8,7 +8,9 @@ convolution starts at zero, so an untrained net predicts 0.
 - :class:`UNet` (``arch=ddpm``, Ho et al. 2020): group-normed pre-activation residual blocks
   that each receive the embedded noise level t (sinusoidal, then an MLP) as a scale and shift
   and, for conditional models, an embedded class label; strided-conv down-sampling, nearest
-  up-sampling then a conv; optional self-attention at the low resolutions.
+  up-sampling then a conv; optional self-attention at the low resolutions, and optional
+  cross-attention to a text's token states (Rombach et al. 2022: the latent diffusion U-Net;
+  padded tokens are masked out).
 - :class:`BookUNet` (``arch=book``): the DDIM network of Foster's "Generative Deep Learning"
   (2nd ed., ch. 8, after Beres' Keras example). The noise variance sigma_t^2 is embedded
   sinusoidally once and concatenated to the 1x1-convolved image at the input, never fed to
@@ -23,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.models.diffusion.schedules import Schedule
+from genzoo.nn.attention import MultiHeadAttention
 from genzoo.nn.embeddings import SinusoidalMLP, geometric_sinusoidal_embedding
 from genzoo.nn.residual import ResidualBlock, group_norm
 
@@ -50,31 +53,64 @@ class SelfAttention2d(nn.Module):
         return x + self.proj(out.transpose(-1, -2).reshape(n, c, h, w))
 
 
+class CrossAttention2d(nn.Module):
+    """Attention from the H*W positions of a feature map (queries, after a group norm) to the
+    states of a text's tokens (keys and values, (N, S, context_dim)), padded tokens masked;
+    residual, with a zero-initialised output projection (it starts as the identity)."""
+
+    def __init__(self, channels: int, context_dim: int, heads: int = 1):
+        super().__init__()
+        self.norm = group_norm(channels)
+        self.attn = MultiHeadAttention(channels, heads, context_dim=context_dim)
+        nn.init.zeros_(self.attn.out.weight)
+        nn.init.zeros_(self.attn.out.bias)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        n, c, h, w = x.shape
+        q = self.norm(x).flatten(2).transpose(1, 2)                       # (n, hw, c)
+        out = self.attn(q, context=context.to(q.dtype), mask=mask)
+        return x + out.transpose(1, 2).reshape(n, c, h, w)
+
+
 class Level(nn.Module):
-    """``blocks`` residual blocks at one resolution, each optionally followed by attention."""
+    """``blocks`` residual blocks at one resolution, each optionally followed by attention and
+    by cross-attention to a context (when ``context_dim``)."""
 
     def __init__(self, widths_in: list[int], c_out: int, emb_dim: int, dropout: float,
-                 attention: bool, heads: int):
+                 attention: bool, heads: int, context_dim: int = 0):
         super().__init__()
         self.res = nn.ModuleList(ResidualBlock(c, c_out, emb_dim, dropout) for c in widths_in)
         self.attn = nn.ModuleList(SelfAttention2d(c_out, heads) if attention else nn.Identity()
                                   for _ in widths_in)
+        self.cross = nn.ModuleList(CrossAttention2d(c_out, context_dim, heads)
+                                   for _ in widths_in) if context_dim else None
+
+    def block(self, i: int, h, emb, context=None, mask=None):
+        h = self.attn[i](self.res[i](h, emb))
+        if self.cross is not None and context is not None:
+            h = self.cross[i](h, context, mask)
+        return h
 
 
 class UNet(nn.Module):
-    """eps_theta(x_t, t, y): x_t (N, C, H, W), t (N,) in [0, 1], y (N,) labels or None -> (N, C, H, W).
+    """eps_theta(x_t, t, y, context): x_t (N, C, H, W), t (N,) in [0, 1], y (N,) labels or None,
+    context (N, S, context_dim) token states or None (with mask (N, S), True at real tokens)
+    -> (N, C, H, W).
 
     ``widths`` are the channels of the levels from the top (full resolution) down; each level
     ends with a halving of the side, so H and W must divide by 2^len(widths). ``attention``
     lists the sides (e.g. 16, 8) at which blocks get self-attention. ``num_classes`` > 0 adds
     a label embedding with one extra row, index num_classes, for "no label" (classifier-free
-    guidance trains it by dropping labels).
+    guidance trains it by dropping labels). ``cross_attention`` lists the sides whose blocks
+    cross-attend to a context of width ``context_dim``.
     """
 
     def __init__(self, channels: int, widths: tuple[int, ...] = (32, 64, 96), bottleneck: int = 128,
                  blocks: int = 2, attention: tuple[int, ...] = (), image_size: int = 64,
                  emb_dim: int = 32, dropout: float = 0.0, num_classes: int = 0, heads: int = 1,
-                 time_scale: float = 1000.0):
+                 time_scale: float = 1000.0, context_dim: int = 0,
+                 cross_attention: tuple[int, ...] = ()):
         super().__init__()
         d = 4 * widths[0]        # width of the conditioning vector fed to every block
         self.time_embed = SinusoidalMLP(emb_dim, d, scale=time_scale)
@@ -86,13 +122,15 @@ class UNet(nn.Module):
         c, side = widths[0], image_size
         for w in widths:
             ins = [c] + [w] * (blocks - 1)
-            self.down.append(Level(ins, w, d, dropout, side in attention, heads))
+            self.down.append(Level(ins, w, d, dropout, side in attention, heads,
+                                   context_dim if side in cross_attention else 0))
             skips += [w] * blocks
             self.downsample.append(nn.Conv2d(w, w, 3, stride=2, padding=1))
             c, side = w, side // 2
 
         mid_attn = side in attention
-        self.mid = Level([c, bottleneck], bottleneck, d, dropout, mid_attn, heads)
+        self.mid = Level([c, bottleneck], bottleneck, d, dropout, mid_attn, heads,
+                         context_dim if side in cross_attention else 0)
         c = bottleneck
 
         self.up, self.upsample = nn.ModuleList(), nn.ModuleList()
@@ -103,7 +141,8 @@ class UNet(nn.Module):
             for _ in range(blocks):
                 ins.append(c + skips.pop())
                 c = w
-            self.up.append(Level(ins, w, d, dropout, side in attention, heads))
+            self.up.append(Level(ins, w, d, dropout, side in attention, heads,
+                                 context_dim if side in cross_attention else 0))
 
         self.norm_out = group_norm(c)
         self.conv_out = nn.Conv2d(c, channels, 3, padding=1)
@@ -118,21 +157,22 @@ class UNet(nn.Module):
             emb = emb + self.label_embed(y)
         return emb
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None,
+                context: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         emb = self.embed(t, y)
         h = self.conv_in(x)
         skips = []
         for level, down in zip(self.down, self.downsample):
-            for res, attn in zip(level.res, level.attn):
-                h = attn(res(h, emb))
+            for i in range(len(level.res)):
+                h = level.block(i, h, emb, context, mask)
                 skips.append(h)
             h = down(h)
-        for res, attn in zip(self.mid.res, self.mid.attn):
-            h = attn(res(h, emb))
+        for i in range(len(self.mid.res)):
+            h = self.mid.block(i, h, emb, context, mask)
         for level, up in zip(self.up, self.upsample):
             h = up(F.interpolate(h, scale_factor=2.0, mode="nearest"))
-            for res, attn in zip(level.res, level.attn):
-                h = attn(res(torch.cat([h, skips.pop()], dim=1), emb))
+            for i in range(len(level.res)):
+                h = level.block(i, torch.cat([h, skips.pop()], dim=1), emb, context, mask)
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
