@@ -123,8 +123,12 @@ def load_data(spec: RunSpec, components: dict | None = None, progress: bool = Tr
             comp, model = spec.components[through], components[through]
             own = RunSpec.from_dict(comp.description or RunDir.open(comp.path).description,
                                     where=f"{comp.path}/config.yaml").data
-            recipe = type(model).data_defaults(model.config)
-            options = dataclasses.replace(options, **{k: getattr(own, k) for k in recipe})
+            theirs = {k: getattr(own, k) for k in type(model).data_defaults(model.config)}
+            for k, v in theirs.items():
+                if getattr(options, k) not in (None, v):
+                    raise GenzooError(f"{spec.family}: its {through} {comp.path} read the data "
+                                      f"with {k}={v}; set data.{k}={v} (or leave it unset)")
+            options = dataclasses.replace(options, **theirs)
         ds = D.load(spec.data_spec, options)
     for note in ds.meta.get("notes", []):
         log(f"data: {note}")
