@@ -37,7 +37,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
+    args.argv = argv            # the command as given (train --devices relaunches it)
     try:
         code = args._run(args) or 0
         sys.stdout.flush()          # a reader that has gone shows here, not at exit

@@ -306,6 +306,7 @@ class EvolutionTrainer:
     # damaged); write state() atomically as step_N, keep the newest keep_checkpoints.
     _resume = Trainer._resume
     save = Trainer.save
+    dist, main = None, True         # one process: what those two ask of the ranks
 
     def load(self, path) -> None:
         """Rebuild the strategy by replaying the recorded generations (see the module's doc)."""

@@ -7,6 +7,7 @@ model) before it writes anything, so bad input never leaves a half-made run fold
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import time
@@ -19,6 +20,7 @@ from genzoo import data as D
 from genzoo import registry
 from genzoo.errors import GenzooError
 from genzoo.models.base import DataInfo
+from genzoo.training import distributed
 from genzoo.training.components import (DERIVED, check, construct, derive, derived_data,
                                          load_component, pin_all)
 from genzoo.training.description import RunSpec, loop_config, reconcile, trainer_class
@@ -155,32 +157,53 @@ def prepare(spec: RunSpec, owner: str = "this run", progress: bool = True, log=p
 def train(spec: RunSpec | dict, out: str | Path | None = None, *, resume: bool = False,
           progress: bool = True, log=print, writer=None) -> RunDir:
     """Train the run ``spec`` describes into ``out`` (a new folder, or an old one to resume).
-    ``writer(x, info, stem)`` writes the sample grids over training (viz.samples.save_samples)."""
+    ``writer(x, info, stem)`` writes the sample grids over training (viz.samples.save_samples).
+
+    Started by torchrun (several ranks), every rank builds the same model and reads the data
+    (rank 0 first: it downloads, derives and caches); rank 0 alone makes the run folder,
+    holds its lock, logs and writes, and the others follow its checkpoints."""
     if isinstance(spec, dict):
         spec = RunSpec.from_dict(spec)
+    distributed.setup(resolve_device(spec.train.device).type)
+    main = distributed.is_main()
+    if distributed.active() and spec.entry.cls.fit_with != "gradient":
+        raise GenzooError(f"{spec.family}: trained by {spec.entry.cls.fit_with}, it runs in one "
+                          f"process (train.workers score its population in parallel), not "
+                          f"under torchrun")
+    if not main:
+        log, progress = (lambda *_: None), False
     owner = str(out) if out else spec.family
     if resume:
         for c in spec.components.values():
             check(c, owner)
-    model, train_ds, held = prepare(spec, owner, progress, log)
+    with distributed.main_first():
+        model, train_ds, held = prepare(spec, owner, progress, log)
     spec.train.progress = progress
     if resume:
         run = RunDir.open(out)
     else:
-        run = RunDir.create(Path(out) if out else default_out(spec.family), spec.to_dict())
-    with run.lock():
+        out = Path(distributed.from_main(str(out or default_out(spec.family))))
+        if main:
+            run = RunDir.create(out, spec.to_dict())
+        distributed.barrier()
+        run = RunDir.open(out) if not main else run
+    with run.lock() if main else contextlib.nullcontext():
+        ranks = f" on {distributed.world()} processes" if distributed.active() else ""
         log(f"{spec.family}: {model.num_parameters():,} parameters; {len(train_ds)} training items"
-            + (f", {len(held)} held out" if held is not None else "") + f"; run folder {run.path}")
+            + (f", {len(held)} held out" if held is not None else "") + f"{ranks}; "
+            f"run folder {run.path}")
         trainer = trainer_class(spec.entry)(model, train_ds, spec.train, run=run, held_out=held,
                                             description=spec.to_dict(), writer=writer, log=log)
         if resume:      # the description changes only once the checkpoint has loaded
             if trainer.step > trainer.total:
                 raise GenzooError(f"{run.path}: {trainer.step} steps are done already; "
                                   f"--steps {trainer.total} would not extend it")
-            run.write_description(spec.to_dict())
+            if main:
+                run.write_description(spec.to_dict())
             log(f"resuming from step {trainer.step}")
         trainer.fit()
-        showcase(trainer, held if held is not None else train_ds, log)
+        if main:
+            showcase(trainer, held if held is not None else train_ds, log)
     return run
 
 

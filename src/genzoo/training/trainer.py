@@ -24,6 +24,7 @@ from genzoo.data.dataset import TensorDataset
 from genzoo.errors import GenzooError
 from genzoo.models.base import Family
 from genzoo.training import checkpoint as ckpt
+from genzoo.training import distributed
 from genzoo.training.ema import EMA
 
 
@@ -170,6 +171,14 @@ def _rng_state() -> tuple[dict, dict]:
     return tensors, plain
 
 
+def split_batch(batch: dict[str, torch.Tensor], k: int):
+    """A batch as ``k`` micro-batches (views)."""
+    if k == 1:
+        return (batch,)
+    parts = {name: v.chunk(k) for name, v in batch.items()}
+    return ({name: p[i] for name, p in parts.items()} for i in range(k))
+
+
 def _jsonable(x):
     return [_jsonable(v) for v in x] if isinstance(x, (tuple, list)) else x
 
@@ -191,16 +200,22 @@ class Trainer:
     ``run`` is a :class:`genzoo.training.run.RunDir` (or None for in-memory training, as in
     notebooks and tests). ``writer(x, info, stem)`` writes the sample grids drawn over training
     (``genzoo.viz.samples.save_samples``; none are drawn without one).
+
+    In a torch.distributed process group of several ranks (torchrun), each rank trains on its
+    shard of every batch and rank 0 alone writes; see :mod:`genzoo.training.distributed`.
     """
 
     def __init__(self, model: Family, data: TensorDataset, config: TrainConfig,
                  run=None, held_out: TensorDataset | None = None, description: dict | None = None,
                  writer=None, log=print):
         self.cfg = config
-        self.device = resolve_device(config.device)
+        self.device = distributed.local_device(resolve_device(config.device))
+        self.dist = distributed.context(self.device)     # None in a single process
         torch.manual_seed(config.seed)
         random.seed(config.seed)
         np.random.seed(config.seed)
+        if self.dist is not None:
+            self.dist.sync_batchnorm(model)
         self.model = model.to(self.device)
         self.data = data.to(self.device)
         self.held_out = held_out.to(self.device) if held_out is not None else None
@@ -229,6 +244,11 @@ class Trainer:
                     if config.ema_decay > 0 else None)
         self.nonfinite_skipped = 0
         self.batches = Batches(len(data), config.batch_size, config.seed)
+        self._stream = None             # a streamed dataset's batches, decoded ahead
+        if self.dist is not None:
+            self.dist.check_batch(self.batches.batch_size, config.accumulate)
+            self.dist.broadcast_state(model)
+            self.dist.seed(config.seed)
         self.step = 0
         self.last_metrics: dict = {}
         self._writer = None
@@ -251,7 +271,13 @@ class Trainer:
             raise GenzooError(f"{damaged[0]}; no older checkpoint reads either: start a new run")
         for message in damaged:
             self.log(f"warning: {message}; resuming from the older {path.name}")
-        run.truncate_metrics(self.step)
+        if self.main:
+            run.truncate_metrics(self.step)
+
+    @property
+    def main(self) -> bool:
+        """Whether this process writes: the only one, or rank 0 of several."""
+        return self.dist is None or self.dist.main
 
     # -- one step --------------------------------------------------------------------------
     def _autocast(self):
@@ -263,26 +289,55 @@ class Trainer:
         """One update of ``obj`` on a fresh batch, in ``accumulate`` micro-batches; None when
         its loss was not finite and the run skips such batches."""
         k = self.cfg.accumulate
-        idx = self.batches.next()
         opt.zero_grad(set_to_none=True)
         total: dict[str, torch.Tensor] = {}
-        for part in idx.chunk(k) if k > 1 else (idx,):
+        bad = None
+        for batch in self._micro_batches(k):
             with self._autocast():
-                out = obj.loss(self.data.batch(part))
+                out = obj.loss(batch)
             loss = out["loss"]
             if not torch.isfinite(loss.detach()).all():
-                return self._nonfinite(obj, loss)
+                bad = loss
+                break
             (loss / k if k > 1 else loss).backward()
             for name, v in out.items():
                 total[name] = total.get(name, 0) + v.detach() / k
+        if self.dist is not None and self.dist.reduce_gradients(obj.parameters(), bad is not None):
+            return self._nonfinite(obj, bad)
+        if bad is not None:
+            return self._nonfinite(obj, bad)
         if self.cfg.grad_clip > 0:
             total["grad_norm"] = torch.nn.utils.clip_grad_norm_(list(obj.parameters()),
                                                                 self.cfg.grad_clip)
         opt.step()
         return total
 
+    def _micro_batches(self, k: int):
+        """The next batch (this rank's shard of it), as ``k`` micro-batches."""
+        idx = self.batches.next()
+        if self.dist is not None:
+            idx = self.dist.shard(idx)
+        if not getattr(self.data, "streamed", False):
+            return (self.data.batch(part) for part in (idx.chunk(k) if k > 1 else (idx,)))
+        if self._stream is None:
+            self._stream = self.data.loader(self._indices_ahead())
+        got, batch = next(self._stream)
+        assert torch.equal(got, idx), "the streamed batches fell out of step with the loop"
+        return split_batch(batch, k)
+
+    def _indices_ahead(self):
+        """The loop's future batches of indices (this rank's shards), for the data loader's
+        workers to decode ahead; the loop's own Batches stays at the batch it consumes."""
+        ahead = Batches(len(self.data), self.cfg.batch_size, self.cfg.seed)
+        ahead.load(self.batches.state())
+        while True:
+            idx = ahead.next()
+            yield self.dist.shard(idx) if self.dist is not None else idx
+
     def _nonfinite(self, obj, loss) -> None:
-        where = (f"step {self.step + 1}: loss of objective {obj.name!r} is {float(loss.float().mean())}")
+        value = (f"is {float(loss.float().mean())}" if loss is not None
+                 else "is not finite on another rank")
+        where = f"step {self.step + 1}: loss of objective {obj.name!r} {value}"
         if self.cfg.nonfinite == "skip":
             self.nonfinite_skipped += 1
             return None
@@ -314,6 +369,8 @@ class Trainer:
             logs["nonfinite_skipped"] = torch.tensor(float(self.nonfinite_skipped))
         for s in self.schedulers:
             s.step()
+        if self.dist is not None:
+            self.dist.sync_buffers(self.model)
         if self.ema is not None:
             self.ema.update()
         self.step += 1
@@ -322,52 +379,59 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------
     def fit(self) -> dict:
         cfg = self.cfg
-        if self.run is not None and cfg.tensorboard:
+        if self.run is not None and cfg.tensorboard and self.main:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
                 raise GenzooError("train.tensorboard: the tensorboard package is not installed "
                                   "(pip install 'genzoo[tensorboard]')") from None
             self._writer = SummaryWriter(str(self.run.path / "tensorboard"))
-        bar = tqdm(total=self.total, initial=self.step, disable=not cfg.progress,
+        bar = tqdm(total=self.total, initial=self.step, disable=not cfg.progress or not self.main,
                    desc=self.model.family_name or "train", unit="step", dynamic_ncols=True)
         t0, steps0 = time.perf_counter(), self.step
         try:
             while self.step < self.total:
                 logs = self.train_step()
-                if cfg.max_minutes and time.perf_counter() - t0 >= 60 * cfg.max_minutes:
+                if cfg.max_minutes and self._spent(time.perf_counter() - t0):
                     self.total = self.step      # budget spent: log, eval, sample, save as last
                 bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == self.total:
                     rate = (self.step - steps0) / max(1e-9, time.perf_counter() - t0)
-                    scalars = {k: float(v) for k, v in logs.items()}
+                    scalars = (self.dist.mean_scalars(logs) if self.dist is not None
+                               else {k: float(v) for k, v in logs.items()})
                     scalars["lr"] = self.schedulers[0].get_last_lr()[0]
                     scalars["steps_per_s"] = rate
                     bar.set_postfix({k: f"{v:.4g}" for k, v in scalars.items()
                                      if k.endswith("loss")}, refresh=False)
                     self._log(scalars)
-                if cfg.eval_every and self.held_out is not None and (
+                if self.main and cfg.eval_every and self.held_out is not None and (
                         self.step % cfg.eval_every == 0 or self.step == self.total):
                     self._log(self.evaluate())
-                if self.run is not None and cfg.sample_every and (
+                if self.main and self.run is not None and cfg.sample_every and (
                         self.step % cfg.sample_every == 0 or self.step == self.total):
                     self.sample_grid()
                 if self.run is not None and cfg.checkpoint_every and (
                         self.step % cfg.checkpoint_every == 0 or self.step == self.total):
                     self.save()
-        except KeyboardInterrupt:     # Ctrl-C: keep the work done so far, then stop
-            if self.run is not None:
-                self.save()
+        except KeyboardInterrupt:     # Ctrl-C: keep the work done so far, then stop (several
+            if self.run is not None and self.dist is None:   # ranks stop at different points:
+                self.save()                                   # their last checkpoint stands)
             raise
         finally:
             bar.close()
+            self._stream = None             # stops a data loader's workers
             if self._writer is not None:
                 self._writer.close()
         return self.last_metrics
 
+    def _spent(self, seconds: float) -> bool:
+        """Whether the max_minutes budget is spent (on any rank: all stop at the same step)."""
+        spent = seconds >= 60 * self.cfg.max_minutes
+        return self.dist.any(spent) if self.dist is not None else spent
+
     def _log(self, scalars: dict[str, float]) -> None:
         self.last_metrics.update(scalars)
-        if self.run is not None:
+        if self.run is not None and self.main:
             self.run.log({"step": self.step, **scalars})
         if self._writer is not None:
             for k, v in scalars.items():
@@ -426,7 +490,17 @@ class Trainer:
         return tensors, desc
 
     def save(self) -> None:
+        """Write a checkpoint (rank 0; the other ranks hand it their own state)."""
+        if self.dist is not None:
+            gathered = self.dist.gather(self._rank_state())
+            if not self.main:
+                return
         tensors, desc = self.state()
+        if self.dist is not None:
+            desc["ranks"] = {"world": self.dist.world, "rng": []}
+            for r, (own, plain) in enumerate(gathered[1:], 1):
+                tensors.update({f"rank.{r}.{k}": v for k, v in own.items()})
+                desc["ranks"]["rng"].append(plain)
         folder = self.run.path / "checkpoints"
         previous = self.run.latest_checkpoint()
         try:
@@ -456,3 +530,31 @@ class Trainer:
         _set_rng_state({k: v.cpu() for k, v in tensors.items() if k.startswith("rng.")}, desc["rng"])
         self.step = desc["step"]
         self.last_metrics = desc.get("metrics", {})
+        self._load_rank_state(tensors, desc)
+        self._stream = None
+
+    def _rank_state(self) -> tuple[dict, dict]:
+        """What this rank keeps for itself: its integer buffers and its RNG states."""
+        own = {f"model.{k}": v.cpu() for k, v in distributed.rank_local_buffers(self.model).items()}
+        rng_t, rng_plain = _rng_state()
+        return {**own, **rng_t}, rng_plain
+
+    def _load_rank_state(self, tensors: dict, desc: dict) -> None:
+        """Rank r > 0 takes back its own state; one written by another number of ranks
+        continues, though not bit for bit."""
+        saved = desc.get("ranks", {}).get("world", 1)
+        world, r = (self.dist.world, self.dist.rank) if self.dist is not None else (1, 0)
+        if saved != world and self.main:
+            self.log(f"warning: the checkpoint was written by {saved} process(es) and this run "
+                     f"has {world}: it goes on, but not bit for bit as an unchanged run would")
+        if r == 0:
+            pass
+        elif r < saved:
+            mine = ckpt.sub(tensors, f"rank.{r}")
+            self.model.load_state_dict(ckpt.sub(mine, "model"), strict=False)
+            _set_rng_state({k: v.cpu() for k, v in mine.items() if k.startswith("rng.")},
+                           desc["ranks"]["rng"][r - 1])
+        else:
+            distributed.reseed(self.cfg.seed, r, self.step)
+        if self.dist is not None:
+            self.dist.watch(self.model)

@@ -1,0 +1,353 @@
+"""Many processes, one run: data-parallel training with torch.distributed.
+
+W processes (ranks; one per device, launched by ``torchrun`` or ``genzoo train --devices W``)
+each hold the whole family and read their own shard of every global batch (the config's
+``batch_size`` is the global batch: each rank takes ``batch_size / W`` consecutive items of
+it). Rank 0 alone logs, draws sample grids, shows the progress bar and writes checkpoints.
+
+Why not ``DistributedDataParallel``. DDP wraps one module and averages the gradients of the
+parameters its ``forward`` used, through hooks that the wrapper's forward arms. A family is not
+trained through one forward: its objectives call sub-networks directly (a GAN's critic and
+generator in turns, a U-Net inside a loss that also noises the data, an energy network inside
+Langevin chains), so a wrapper round the family would see none of those calls, and a wrapper
+round each sub-network would average gradients that belong to another player's update. So the
+Trainer does DDP's work explicitly, at the one place every family goes through:
+
+- at the start, every rank takes rank 0's parameters and buffers (a broadcast);
+- after the backward pass of each update of an objective (after all its micro-batches), the
+  gradients of that objective's trainable parameters are averaged over the ranks: flattened
+  into buckets of about 25 MB, one all-reduce per bucket, all launched before the first is
+  waited for. Equal parameters, equal averaged gradients and equal optimisers keep the
+  parameters (and so the EMA, one copy per rank) equal on every rank with no more traffic.
+
+Cost: one all-reduce of the gradients per update, as DDP, but not overlapped with the backward
+pass (DDP starts a bucket's all-reduce while earlier layers are still differentiating); on one
+machine that is a small part of a step, over a slow network with a large model the lost
+overlap shows. Besides: one tiny all-reduce of flags per update (which parameters got a
+gradient on any rank, whether any rank's loss was not finite), one of the buffers a step wrote
+(below), and the logged scalars at log steps.
+
+State that is not a parameter:
+
+- Floating-point buffers a step writes (batch-norm running statistics, a diffusion model's data
+  statistics, a flow's data-dependent initialisation, running moments of codes) are averaged
+  over the ranks after each step, so they stay equal on every rank. For means over the batch
+  the average over equal shards is the mean over the global batch (a diffusion model's data
+  mean is that of one process, to rounding); a variance lacks the between-shard term. A buffer
+  counts as written when its version counter moved (any in-place op) or it is a batch-norm
+  layer's running statistic (whose kernel writes it without moving the counter).
+- Integer and boolean buffers are each rank's own: counters agree anyway, and an EBM's replay
+  buffer (stored as int32 bits) is each rank's own set of chains. Rank 0 gathers them, and
+  every rank's RNG states, into each checkpoint; on resume each rank takes back its own.
+- Batch norm: on CUDA its layers become ``SyncBatchNorm`` (batch statistics over the global
+  batch, as in one process; two small all-gathers per layer and forward). torch has no
+  SyncBatchNorm on CPU: there each rank normalises by its own shard's statistics (DDP's
+  default), a batch of ``batch_size / W`` for that purpose.
+- Randomness: rank r > 0 reseeds from (seed, r), so the noise of the shards is independent, as
+  in one process; rank 0 keeps the single-process stream.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from datetime import timedelta
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+from genzoo.errors import GenzooError
+
+BUCKET_BYTES = 25 * 2**20
+TIMEOUT = timedelta(minutes=30)      # rank 0 may read or derive data while the others wait
+
+
+# -- the process group ----------------------------------------------------------------------
+def launched() -> bool:
+    """Started by torchrun (or another launcher setting WORLD_SIZE) with more than one rank."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def active() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    return dist.get_rank() if active() else 0
+
+
+def world() -> int:
+    return dist.get_world_size() if active() else 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def setup(device_type: str) -> None:
+    """Join the process group that torchrun describes in the environment (RANK, WORLD_SIZE,
+    MASTER_ADDR, MASTER_PORT), once: NCCL for CUDA devices, gloo for the CPU. Nothing happens in
+    a single process or when the group exists already (a script that made its own)."""
+    if not launched() or (dist.is_available() and dist.is_initialized()):
+        return
+    if not dist.is_available():
+        raise GenzooError("this torch has no torch.distributed: run in one process")
+    cuda = device_type == "cuda"
+    if cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if local >= torch.cuda.device_count():
+            raise GenzooError(f"local rank {local} has no GPU: this machine has "
+                              f"{torch.cuda.device_count()}; start fewer processes per node")
+        torch.cuda.set_device(local)
+    dist.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT)
+
+
+def local_device(device: torch.device) -> torch.device:
+    """This rank's device: a CUDA device is the one of its local rank."""
+    if active() and device.type == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", device.index or 0)))
+    return device
+
+
+def barrier() -> None:
+    if active():
+        if dist.get_backend() == "nccl":
+            dist.barrier(device_ids=[torch.cuda.current_device()])
+        else:
+            dist.barrier()
+
+
+@contextlib.contextmanager
+def main_first():
+    """Rank 0 runs the block first (downloads, derives and caches data), then the others (who
+    find the cache). If rank 0 fails, it never reaches the barrier: the launcher stops the rest."""
+    if not active():
+        yield
+        return
+    if not is_main():
+        barrier()
+    yield
+    if is_main():
+        barrier()
+
+
+def from_main(obj):
+    """Rank 0's value of ``obj`` on every rank (a default run folder named by the time)."""
+    if not active():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, 0, group=_cpu_group())
+    return box[0]
+
+
+def quit() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+# -- launching ------------------------------------------------------------------------------
+def launch(nproc: int, argv: list[str]) -> int:
+    """Run ``python -m genzoo ARGV`` in ``nproc`` processes on this machine through torch's own
+    elastic launcher (what ``torchrun --standalone --nproc-per-node N -m genzoo ...`` does);
+    the exit status of the first failed process, or 0."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+    args = get_args_parser().parse_args(["--standalone", f"--nproc-per-node={nproc}",
+                                         "--module", "genzoo", *argv])
+    try:
+        run(args)
+    except ChildFailedError as e:
+        _, failure = e.get_first_failure()
+        code = failure.exitcode if failure.exitcode > 0 else 1
+        print(f"genzoo: rank {failure.rank} of {nproc} stopped (exit status {failure.exitcode}); "
+              f"the other processes were stopped too", file=sys.stderr)
+        return code
+    return 0
+
+
+# -- what the Trainer asks of the ranks -----------------------------------------------------
+class Ranks:
+    """This process's place among the ranks of a run, and the collectives the Trainer uses."""
+
+    def __init__(self, device: torch.device):
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        self.device = device
+        # objects (checkpoint state) travel over gloo on the CPU, whatever the main backend
+        self.cpu_group = _cpu_group()
+        self._versions: dict[str, tuple[int, int]] = {}
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    # -- batches --------------------------------------------------------------------------
+    def check_batch(self, batch_size: int, accumulate: int) -> None:
+        if batch_size % (self.world * accumulate):
+            per = f" x {accumulate} micro-batches" if accumulate > 1 else ""
+            raise GenzooError(f"train.batch_size {batch_size} does not divide among "
+                              f"{self.world} processes{per}: use a multiple of "
+                              f"{self.world * accumulate}")
+
+    def shard(self, idx: torch.Tensor) -> torch.Tensor:
+        """This rank's consecutive share of a global batch of indices."""
+        b = len(idx) // self.world
+        return idx[self.rank * b:(self.rank + 1) * b]
+
+    # -- start: the same weights everywhere, each rank its own noise ----------------------
+    def broadcast_state(self, model: torch.nn.Module) -> None:
+        tensors = [t for k, t in _own(model)]
+        for bucket in _buckets(tensors):
+            flat = _flatten_dense_tensors(bucket)
+            dist.broadcast(flat, 0)
+            for t, v in zip(bucket, _unflatten_dense_tensors(flat, bucket)):
+                t.copy_(v)
+        self.watch(model)
+
+    def seed(self, seed: int) -> None:
+        """Rank r > 0 draws from its own stream, derived from (seed, r)."""
+        if self.rank:
+            s = int(np.random.SeedSequence([seed, self.rank]).generate_state(1)[0])
+            _reseed(s)
+
+    def sync_batchnorm(self, model: torch.nn.Module) -> None:
+        """On CUDA, batch statistics over the global batch (see the module docstring)."""
+        if self.device.type == "cuda":
+            torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+    # -- each update ----------------------------------------------------------------------
+    def reduce_gradients(self, params, bad: bool) -> bool:
+        """Average the gradients of ``params`` over the ranks; True (and no averaging) when
+        some rank's loss was not finite (``bad`` on this one), so that all skip or stop."""
+        seen, ps = set(), []
+        for p in params:
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
+                ps.append(p)
+        flags = torch.tensor([p.grad is not None for p in ps] + [bad], dtype=torch.float32,
+                             device=self.device)
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        flags = flags.tolist()
+        if flags[-1]:
+            return True
+        grads = []
+        for p, f in zip(ps, flags):
+            if f:       # a gradient on some rank: a rank without one contributes zeros
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                grads.append(p.grad)
+        self._mean(grads)
+        return False
+
+    def watch(self, model: torch.nn.Module) -> None:
+        """Note the version of each floating-point buffer, to see which a step writes."""
+        self._versions = {k: (id(b), b._version) for k, b in _own(model, params=False)
+                          if b.is_floating_point()}
+
+    def sync_buffers(self, model: torch.nn.Module) -> None:
+        """Average the floating-point buffers written since :meth:`watch` over the ranks."""
+        running = {id(b) for m in model.modules()
+                   if isinstance(m, torch.nn.modules.batchnorm._NormBase)
+                   for b in (m.running_mean, m.running_var) if b is not None}
+        buffers = [(k, b) for k, b in _own(model, params=False) if b.is_floating_point()]
+        flags = torch.tensor([id(b) in running or self._versions.get(k) != (id(b), b._version)
+                              for k, b in buffers], dtype=torch.float32, device=self.device)
+        if len(flags):
+            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+            self._mean([b for (_, b), f in zip(buffers, flags.tolist()) if f])
+        self.watch(model)
+
+    def mean_scalars(self, logs: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Logged scalars averaged over the ranks: the means over the global batch."""
+        keys = sorted(logs)
+        if not keys:
+            return {}
+        v = torch.stack([torch.as_tensor(logs[k]).detach().float().reshape(())
+                         .to(self.device) for k in keys])
+        dist.all_reduce(v)
+        return dict(zip(keys, (v / self.world).tolist()))
+
+    def any(self, flag: bool) -> bool:
+        t = torch.tensor([float(flag)], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def gather(self, obj):
+        """Every rank's ``obj`` (CPU tensors and plain data), in rank order, on rank 0;
+        None on the others."""
+        out = [None] * self.world if self.main else None
+        dist.gather_object(obj, out, dst=0, group=self.cpu_group)
+        return out
+
+    def _mean(self, tensors: list[torch.Tensor]) -> None:
+        pending = []
+        for bucket in _buckets(tensors):
+            flat = _flatten_dense_tensors(bucket)
+            pending.append((bucket, flat, dist.all_reduce(flat, async_op=True)))
+        for bucket, flat, work in pending:
+            work.wait()
+            flat.div_(self.world)
+            for t, v in zip(bucket, _unflatten_dense_tensors(flat, bucket)):
+                t.copy_(v)
+
+
+def context(device: torch.device) -> Ranks | None:
+    """The ranks of this run, or None in a single process."""
+    return Ranks(device) if active() else None
+
+
+def rank_local_buffers(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The buffers each rank keeps for itself: integer and boolean ones."""
+    return {k: b for k, b in _own(model, params=False) if not b.is_floating_point()}
+
+
+def reseed(seed: int, rank: int, step: int) -> None:
+    """A fresh stream for a rank whose saved state is missing (resumed on more ranks)."""
+    _reseed(int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0]))
+
+
+def _reseed(s: int) -> None:
+    import random
+    torch.manual_seed(s)
+    np.random.seed(s)
+    random.seed(s)
+
+
+_CPU_GROUP = None
+
+
+def _cpu_group():
+    global _CPU_GROUP
+    if dist.get_backend() == "gloo":
+        return None
+    if _CPU_GROUP is None:
+        _CPU_GROUP = dist.new_group(backend="gloo")
+    return _CPU_GROUP
+
+
+def _own(model: torch.nn.Module, params: bool = True):
+    """(name, tensor) of the model's own parameters and buffers: not its frozen components'."""
+    items = list(model.named_buffers())
+    if params:
+        items = list(model.named_parameters()) + items
+    return [(k, t.data if isinstance(t, torch.nn.Parameter) else t) for k, t in items
+            if not k.startswith("components.")]
+
+
+def _buckets(tensors: list[torch.Tensor]):
+    """Groups of tensors of one dtype and about BUCKET_BYTES, in order."""
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+    for t in tensors:
+        by_dtype.setdefault(t.dtype, []).append(t)
+    for group in by_dtype.values():
+        bucket, size = [], 0
+        for t in group:
+            bucket.append(t)
+            size += t.numel() * t.element_size()
+            if size >= BUCKET_BYTES:
+                yield bucket
+                bucket, size = [], 0
+        if bucket:
+            yield bucket
