@@ -5,8 +5,9 @@ store in the test's folder. Claims:
 
 - 2 processes with the global batch B train as 1 process with batch B: the same mean losses
   and the same weights after a few steps (GPT, whose loss has no noise: max |difference| below
-  1e-5, float rounding of the two-way gradient average), and a diffusion model's data
-  statistics are those of the whole batch (mean over the shards);
+  1e-5, float rounding of the two-way gradient average; PixelCNN likewise, its data streamed
+  from a pack by a DataLoader worker in each rank), and a diffusion model's data statistics
+  are those of the whole batch (mean over the shards);
 - every registered family trains under 2 processes with the weights and floating-point buffers
   equal on both ranks, and a 2-process run cut after 2 steps and resumed by fresh trainers from
   its checkpoint ends with exactly the weights and per-rank state of an uninterrupted one;
@@ -30,6 +31,7 @@ import torch.multiprocessing as mp
 
 from genzoo import config as C
 from genzoo import registry
+from genzoo.data.packed import pack
 from genzoo.training import Trainer
 from genzoo.training.launch import prepare, resolve
 from genzoo.training.run import RunDir
@@ -63,11 +65,12 @@ def _data(folder, modality) -> Path:
     return DATA[modality](folder)
 
 
-def _spec(name, modality, folder, **train):
+def _spec(name, modality, folder, data=None, storage="auto", **train):
     loop = dict(batch_size=8, log_every=1, eval_every=0, sample_every=0, checkpoint_every=0,
                 progress=False, device="cpu", **train)
-    data = next(p for p in folder.iterdir() if p.stem in ("blobs", "points", "corpus"))
-    return resolve(name, data=str(data), preset="tiny", train=loop, data_options={"holdout": 8})
+    data = data or next(p for p in folder.iterdir() if p.stem in ("blobs", "points", "corpus"))
+    return resolve(name, data=str(data), preset="tiny", train=loop,
+                   data_options={"holdout": 8, "storage": storage, "workers": 1})
 
 
 def _build(spec):
@@ -107,6 +110,11 @@ def _same_as_one(rank, folder, steps):
                   "weights": {k: v.tolist() for k, v in _state(trainer).items()}}
     trainer, _ = _train_steps(_spec("ddpm", "image", folder / "image"), steps)
     out["ddpm"] = {k: trainer.model.state_dict()[k].tolist() for k in ("data_mean", "data_sq")}
+    # streamed from disk (a pack read by a DataLoader worker): each rank reads its shard
+    trainer, _ = _train_steps(_spec("pixelcnn", "image", None, data=folder / "pack",
+                                    storage="stream"), steps)
+    assert trainer.data.streamed
+    out["pixelcnn"] = {k: v.tolist() for k, v in _state(trainer).items()}
     if rank == 0:
         (folder / "two.json").write_text(json.dumps(out))
 
@@ -115,6 +123,7 @@ def test_two_processes_train_as_one_with_the_same_global_batch(tmp_path):
     steps = 3
     for modality in ("text", "image"):
         _data(tmp_path / modality, modality)
+    pack(str(tmp_path / "image/blobs.npz"), tmp_path / "pack", log=lambda *_: None, progress=False)
     _spawn(_same_as_one, tmp_path, steps)
     two = json.loads((tmp_path / "two.json").read_text())
     trainer, losses = _train_steps(_spec("gpt", "text", tmp_path / "text"), steps)
@@ -129,6 +138,9 @@ def test_two_processes_train_as_one_with_the_same_global_batch(tmp_path):
     for k in ("data_mean", "data_sq"):
         got, want = torch.tensor(two["ddpm"][k]), ddpm.model.state_dict()[k]
         assert torch.allclose(got, want, atol=1e-6), (k, got, want)
+    pixelcnn, _ = _train_steps(_spec("pixelcnn", "image", tmp_path / "image"), steps)
+    for k, v in _state(pixelcnn).items():
+        assert torch.allclose(torch.tensor(two["pixelcnn"][k]), v, rtol=0, atol=TOL), k
 
 
 # -- every family, and exact resume -----------------------------------------------------------

@@ -25,6 +25,10 @@ class DataOptions:
     channels: int | None = None       # 1 (grey) or 3 (RGB) for images
     holdout: float = 0.1              # fraction (< 1) or count of items held out, from the end
     max_items: int | None = None      # use only the first N items
+    storage: str = "auto"             # auto | memory | stream: held in memory, or read from disk
+                                      # as the loop goes (auto: stream what would take more than
+                                      # a quarter of the free memory; see streaming.py)
+    workers: int | None = None        # DataLoader processes decoding a stream; None: its default
     # text
     template: str | None = None       # record template for .csv/.jsonl text
     tokenizer: str | None = None      # char | word | bpe; None: char for text, bpe for captions
@@ -61,8 +65,9 @@ _BUILTINS: dict[str, Callable[[DataOptions], TensorDataset]] = {}
 _SCHEMES: dict[str, Callable[[str, DataOptions], TensorDataset]] = {}
 _READERS: list[tuple[Callable[[Path], bool], Callable[[Path, DataOptions], TensorDataset]]] = []
 # modules that register builtins/readers when imported; a missing one is simply skipped
-_MODULES = ["genzoo.data.rollouts", "genzoo.data.images", "genzoo.data.sources", "genzoo.data.points",
-            "genzoo.data.text", "genzoo.data.music", "genzoo.data.captions", "genzoo.data.shapes"]
+_MODULES = ["genzoo.data.packed", "genzoo.data.rollouts", "genzoo.data.images",
+            "genzoo.data.sources", "genzoo.data.points", "genzoo.data.text", "genzoo.data.music",
+            "genzoo.data.captions", "genzoo.data.shapes"]
 _loaded = False
 
 
@@ -142,8 +147,7 @@ def load(spec: str, options: DataOptions | None = None) -> TensorDataset:
         from genzoo.data.captions import templated
         ds = templated(ds, options)
     if options.max_items is not None:
-        import torch
-        ds = ds.subset(torch.arange(min(options.max_items, len(ds))))
+        ds = ds.head(options.max_items)
     return ds
 
 

@@ -63,6 +63,15 @@ class TensorDataset:
         return replace(self, x=self.x.to(device), y=y,
                        items={k: v.to(device) for k, v in self.items.items()})
 
+    def head(self, n: int) -> "TensorDataset":
+        """The first ``n`` items (views: a memory-mapped array stays on disk)."""
+        return self._slice(slice(0, n), self.source)
+
+    def _slice(self, part: slice, source: str) -> "TensorDataset":
+        y = self.y[part] if self.y is not None else None
+        return replace(self, x=self.x[part], y=y, source=source,
+                       items={k: v[part] for k, v in self.items.items()})
+
     def subset(self, idx: Tensor, source: str | None = None) -> "TensorDataset":
         y = self.y[idx] if self.y is not None else None
         return replace(self, x=self.x[idx], y=y, source=source or self.source,
@@ -84,6 +93,5 @@ class TensorDataset:
             return self, None
         if k >= n - made:
             raise GenzooError(f"{self.source}: holdout {holdout} leaves no training items (of {n})")
-        idx = torch.arange(n, device=self.x.device)
-        return (self.subset(idx[: n - k], f"{self.source}[train]"),
-                self.subset(idx[n - k:], f"{self.source}[held-out]"))
+        return (self._slice(slice(0, n - k), f"{self.source}[train]"),
+                self._slice(slice(n - k, n), f"{self.source}[held-out]"))

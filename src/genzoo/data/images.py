@@ -323,6 +323,10 @@ def _layout(parts: list[tuple]) -> tuple[list[str] | None, str | None]:
 
 
 def _read_files(path: Path, subset: str | None, spec: str, options: DataOptions) -> TensorDataset:
+    from genzoo.data import image_stream
+    streamed = image_stream.maybe_stream(path, subset, spec, options)
+    if streamed is not None:        # too large for memory (or data.storage=stream)
+        return streamed
     return read_files(path, subset, spec, options)[0]
 
 
@@ -347,27 +351,42 @@ def read_files(path: Path, subset: str | None, spec: str, options: DataOptions,
             elif data is not None:
                 kept[name] = data
     except _ARCHIVE_ERRORS as e:
-        what = "cannot read the folder" if path.is_dir() else "corrupt or unreadable archive"
-        raise GenzooError(f"{spec}: {what} ({_reason(e)})") from None
-    if not names:
-        raise GenzooError(f"{spec}: no images in it (looked for {', '.join(IMAGE_EXTS)})")
-    if subset is not None:
-        keep_idx, depth = _select(parts, subset, spec)
-        names, blobs = [names[i] for i in keep_idx], [blobs[i] for i in keep_idx]
-        parts = [parts[i][depth + 1:] for i in keep_idx]
-    order = np.random.default_rng(0).permutation(len(names))   # see the module docstring
-    names, blobs, parts = ([s[i] for i in order] for s in (names, blobs, parts))
-    labels, note = _layout(parts)
+        raise GenzooError(f"{spec}: {_unreadable(path)} ({_reason(e)})") from None
+    order, labels, class_names, note = arrange(names, parts, subset, spec)
+    names, blobs = [names[i] for i in order], [blobs[i] for i in order]
     where = (lambda n: str(path / n)) if path.is_dir() else (lambda n: f"{spec}: {n}")
     x, decode_note = _decode_all(names, blobs, where, spec, options)
-    meta = {"order": "folder images in a fixed shuffled order (seed 0)",
-            "notes": [n for n in (note, decode_note) if n]}
+    meta = {"order": ORDER, "notes": [n for n in (note, decode_note) if n]}
+    return (image_dataset(x, spec, options, y=labels, class_names=class_names, meta=meta),
+            names, kept)
+
+
+ORDER = "folder images in a fixed shuffled order (seed 0)"
+
+
+def _unreadable(path: Path) -> str:
+    return "cannot read the folder" if path.is_dir() else "corrupt or unreadable archive"
+
+
+def arrange(names: list[str], parts: list[tuple], subset: str | None, spec: str):
+    """The images of a folder or archive listing (``names``, their path ``parts``) as a
+    dataset orders them: (positions in the listing, labels, class names, note). Those under
+    the top-level folder ``subset`` only, in a fixed shuffled order (seed 0, see the module
+    docstring), labelled by folder (or None)."""
+    if not names:
+        raise GenzooError(f"{spec}: no images in it (looked for {', '.join(IMAGE_EXTS)})")
+    keep = list(range(len(names)))
+    if subset is not None:
+        keep, depth = _select(parts, subset, spec)
+        parts = [parts[i][depth + 1:] for i in keep]
+    order = np.random.default_rng(0).permutation(len(keep))
+    labels, note = _layout([parts[i] for i in order])
+    positions = [keep[i] for i in order]
     if labels is None:
-        return image_dataset(x, spec, options, meta=meta), names, kept
+        return positions, None, None, note
     class_names = sorted(set(labels))
     index = {c: i for i, c in enumerate(class_names)}
-    return image_dataset(x, spec, options, y=[index[c] for c in labels],
-                         class_names=class_names, meta=meta), names, kept
+    return positions, [index[c] for c in labels], class_names, note
 
 
 def _decode_all(names, blobs, where, spec, options: DataOptions):

@@ -314,25 +314,26 @@ class Trainer:
 
     def _micro_batches(self, k: int):
         """The next batch (this rank's shard of it), as ``k`` micro-batches."""
+        streamed = getattr(self.data, "streamed", False)
+        if streamed and self._stream is None:       # starts where the loop stands
+            self._stream = self.data.loader(self._indices_ahead())
         idx = self.batches.next()
         if self.dist is not None:
             idx = self.dist.shard(idx)
-        if not getattr(self.data, "streamed", False):
+        if not streamed:
             return (self.data.batch(part) for part in (idx.chunk(k) if k > 1 else (idx,)))
-        if self._stream is None:
-            self._stream = self.data.loader(self._indices_ahead())
         got, batch = next(self._stream)
         assert torch.equal(got, idx), "the streamed batches fell out of step with the loop"
         return split_batch(batch, k)
 
     def _indices_ahead(self):
-        """The loop's future batches of indices (this rank's shards), for the data loader's
-        workers to decode ahead; the loop's own Batches stays at the batch it consumes."""
+        """The loop's future batches of indices (this rank's shards), from where it stands now,
+        for the data loader's workers to decode ahead; the loop's own Batches stays at the
+        batch it consumes."""
         ahead = Batches(len(self.data), self.cfg.batch_size, self.cfg.seed)
         ahead.load(self.batches.state())
-        while True:
-            idx = ahead.next()
-            yield self.dist.shard(idx) if self.dist is not None else idx
+        shard = self.dist.shard if self.dist is not None else (lambda idx: idx)
+        return (shard(ahead.next()) for _ in iter(int, 1))
 
     def _nonfinite(self, obj, loss) -> None:
         value = (f"is {float(loss.float().mean())}" if loss is not None
