@@ -39,6 +39,10 @@ class TrainConfig:
     grad_clip: float = 0.0          # max global grad norm per objective; 0 = off
     precision: str = "fp32"         # fp32 | bf16 (autocast; never fp16 on CPU)
     compile: bool = False           # torch.compile the family's sub-networks
+    tf32: bool = True               # CUDA: TF32 tensor-core matmuls and convolutions (fp32
+                                    # range, 10-bit mantissa products, fp32 sums)
+    channels_last: bool = False     # NHWC layout of 4-d weights (and so of conv activations):
+                                    # what tensor cores want under bf16
     ema_decay: float = 0.0          # 0 = no EMA; sampling uses the EMA weights when kept
     seed: int = 0
     device: str = "auto"            # auto | cpu | cuda | cuda:N
@@ -216,6 +220,11 @@ class Trainer:
         np.random.seed(config.seed)
         if self.dist is not None:
             self.dist.sync_batchnorm(model)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = config.tf32
+            torch.backends.cudnn.allow_tf32 = config.tf32
+        if config.channels_last:
+            model.to(memory_format=torch.channels_last)
         self.model = model.to(self.device)
         self.data = data.to(self.device)
         self.held_out = held_out.to(self.device) if held_out is not None else None
