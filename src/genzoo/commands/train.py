@@ -96,10 +96,7 @@ def _launch(args, description, out) -> int:
     device = resolve_device(cfg.device)
     if device.type == "cuda" and n > torch.cuda.device_count():
         raise GenzooError(f"--devices {n}: this machine has {torch.cuda.device_count()} GPU(s)")
-    if cfg.batch_size % (n * cfg.accumulate):
-        raise GenzooError(f"train.batch_size {cfg.batch_size} does not divide among {n} "
-                          f"processes x {cfg.accumulate} micro-batch(es): use a multiple of "
-                          f"{n * cfg.accumulate}")
+    distributed.check_batch(n, cfg.batch_size, cfg.accumulate)
     argv = _without_devices(args.argv)
     if not args.out:
         argv += ["--out", str(out)]     # one folder for every rank, named here

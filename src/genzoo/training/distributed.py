@@ -167,6 +167,14 @@ def launch(nproc: int, argv: list[str]) -> int:
     return 0
 
 
+def check_batch(world: int, batch_size: int, accumulate: int) -> None:
+    """A global batch must split evenly among the ranks (and their micro-batches)."""
+    if batch_size % (world * accumulate):
+        per = f" x {accumulate} micro-batches" if accumulate > 1 else ""
+        raise GenzooError(f"train.batch_size {batch_size} does not divide among "
+                          f"{world} processes{per}: use a multiple of {world * accumulate}")
+
+
 # -- what the Trainer asks of the ranks -----------------------------------------------------
 class Ranks:
     """This process's place among the ranks of a run, and the collectives the Trainer uses."""
@@ -183,13 +191,6 @@ class Ranks:
         return self.rank == 0
 
     # -- batches --------------------------------------------------------------------------
-    def check_batch(self, batch_size: int, accumulate: int) -> None:
-        if batch_size % (self.world * accumulate):
-            per = f" x {accumulate} micro-batches" if accumulate > 1 else ""
-            raise GenzooError(f"train.batch_size {batch_size} does not divide among "
-                              f"{self.world} processes{per}: use a multiple of "
-                              f"{self.world * accumulate}")
-
     def shard(self, idx: torch.Tensor) -> torch.Tensor:
         """This rank's consecutive share of a global batch of indices."""
         b = len(idx) // self.world

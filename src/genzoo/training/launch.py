@@ -178,6 +178,9 @@ def train(spec: RunSpec | dict, out: str | Path | None = None, *, resume: bool =
             check(c, owner)
     with distributed.main_first():
         model, train_ds, held = prepare(spec, owner, progress, log)
+    if distributed.active():            # before any folder is made
+        distributed.check_batch(distributed.world(), min(spec.train.batch_size, len(train_ds)),
+                                spec.train.accumulate)
     spec.train.progress = progress
     if resume:
         run = RunDir.open(out)

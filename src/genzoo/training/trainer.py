@@ -149,6 +149,14 @@ class Batches:
         self._perm = self._permutation()
 
 
+def split_batch(batch: dict[str, torch.Tensor], k: int):
+    """A batch as ``k`` micro-batches (views)."""
+    if k == 1:
+        return (batch,)
+    parts = {name: v.chunk(k) for name, v in batch.items()}
+    return ({name: p[i] for name, p in parts.items()} for i in range(k))
+
+
 def lr_factor(cfg: TrainConfig, total: int):
     """Multiplier of the base learning rate at a step: linear warm-up, then the schedule."""
     def f(step: int) -> float:
@@ -173,14 +181,6 @@ def _rng_state() -> tuple[dict, dict]:
     plain = {"python": _jsonable(random.getstate()),
              "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]]}
     return tensors, plain
-
-
-def split_batch(batch: dict[str, torch.Tensor], k: int):
-    """A batch as ``k`` micro-batches (views)."""
-    if k == 1:
-        return (batch,)
-    parts = {name: v.chunk(k) for name, v in batch.items()}
-    return ({name: p[i] for name, p in parts.items()} for i in range(k))
 
 
 def _jsonable(x):
@@ -255,7 +255,7 @@ class Trainer:
         self.batches = Batches(len(data), config.batch_size, config.seed)
         self._stream = None             # a streamed dataset's batches, decoded ahead
         if self.dist is not None:
-            self.dist.check_batch(self.batches.batch_size, config.accumulate)
+            distributed.check_batch(self.dist.world, self.batches.batch_size, config.accumulate)
             self.dist.broadcast_state(model)
             self.dist.seed(config.seed)
         self.step = 0
@@ -557,14 +557,12 @@ class Trainer:
         if saved != world and self.main:
             self.log(f"warning: the checkpoint was written by {saved} process(es) and this run "
                      f"has {world}: it goes on, but not bit for bit as an unchanged run would")
-        if r == 0:
-            pass
-        elif r < saved:
+        if 0 < r < saved:
             mine = ckpt.sub(tensors, f"rank.{r}")
             self.model.load_state_dict(ckpt.sub(mine, "model"), strict=False)
             _set_rng_state({k: v.cpu() for k, v in mine.items() if k.startswith("rng.")},
                            desc["ranks"]["rng"][r - 1])
-        else:
+        elif r >= saved:                    # a rank the checkpoint did not have
             distributed.reseed(self.cfg.seed, r, self.step)
         if self.dist is not None:
             self.dist.watch(self.model)
