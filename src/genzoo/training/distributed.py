@@ -121,15 +121,17 @@ def barrier() -> None:
 
 @contextlib.contextmanager
 def main_first():
-    """Rank 0 runs the block first (downloads, derives and caches data), then the others (who
-    find the cache). If rank 0 fails, it never reaches the barrier: the launcher stops the rest."""
+    """The first rank of each machine runs the block first (downloads, derives and caches
+    data), then the others (who find the cache). If one fails, it never reaches the barrier:
+    the launcher stops the rest."""
     if not active():
         yield
         return
-    if not is_main():
+    first = int(os.environ.get("LOCAL_RANK", rank())) == 0
+    if not first:
         barrier()
     yield
-    if is_main():
+    if first:
         barrier()
 
 
