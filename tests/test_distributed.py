@@ -68,7 +68,7 @@ def _data(folder, modality) -> Path:
 def _spec(name, modality, folder, data=None, storage="auto", **train):
     loop = dict(batch_size=8, log_every=1, eval_every=0, sample_every=0, checkpoint_every=0,
                 progress=False, device="cpu", **train)
-    data = data or next(p for p in folder.iterdir() if p.stem in ("blobs", "points", "corpus"))
+    data = data or next(p for p in folder.iterdir() if p.is_file() and p.name != "store")
     return resolve(name, data=str(data), preset="tiny", train=loop,
                    data_options={"holdout": 8, "storage": storage, "workers": 1})
 

@@ -24,18 +24,21 @@ Cost: one all-reduce of the gradients per update, as DDP, but not overlapped wit
 pass (DDP starts a bucket's all-reduce while earlier layers are still differentiating); on one
 machine that is a small part of a step, over a slow network with a large model the lost
 overlap shows. Besides: one tiny all-reduce of flags per update (which parameters got a
-gradient on any rank, whether any rank's loss was not finite), one of the buffers a step wrote
-(below), and the logged scalars at log steps.
+gradient on any rank, whether any rank's loss was not finite), the check of the state below
+(two fused norm kernels over the weights and an all-gather of two numbers a tensor, per step),
+and the logged scalars at log steps.
 
-State that is not a parameter:
+State that is not moved by the averaged gradients alone:
 
-- Floating-point buffers a step writes (batch-norm running statistics, a diffusion model's data
-  statistics, a flow's data-dependent initialisation, running moments of codes) are averaged
-  over the ranks after each step, so they stay equal on every rank. For means over the batch
-  the average over equal shards is the mean over the global batch (a diffusion model's data
-  mean is that of one process, to rounding); a variance lacks the between-shard term. A buffer
-  counts as written when its version counter moved (any in-place op) or it is a batch-norm
-  layer's running statistic (whose kernel writes it without moving the counter).
+- After each step every floating-point parameter and buffer is compared across the ranks (by
+  its L1 and L2 norms); where they differ, buffers are averaged and parameters take rank 0's
+  values. Buffers differ when a step writes them from its own shard: batch-norm running
+  statistics, a diffusion model's data statistics, a flow's data-dependent initialisation,
+  running moments of codes. For means over the batch the average over equal shards is the
+  mean over the global batch (a diffusion model's data mean is that of one process, to
+  rounding); a variance lacks the between-shard term. Parameters differ when a family edits
+  them by hand from its shard (a VQ-VAE moving dead codes onto its batch's encoder outputs):
+  rank 0's edit, a valid one, then stands for all.
 - Integer and boolean buffers are each rank's own: counters agree anyway, and an EBM's replay
   buffer (stored as int32 bits) is each rank's own set of chains. Rank 0 gathers them, and
   every rank's RNG states, into each checkpoint; on resume each rank takes back its own.
@@ -186,7 +189,6 @@ class Ranks:
         self.device = device
         # objects (checkpoint state) travel over gloo on the CPU, whatever the main backend
         self.cpu_group = _cpu_group()
-        self._versions: dict[str, tuple[int, int]] = {}
 
     @property
     def main(self) -> bool:
@@ -200,13 +202,7 @@ class Ranks:
 
     # -- start: the same weights everywhere, each rank its own noise ----------------------
     def broadcast_state(self, model: torch.nn.Module) -> None:
-        tensors = [t for k, t in _own(model)]
-        for bucket in _buckets(tensors):
-            flat = _flatten_dense_tensors(bucket)
-            dist.broadcast(flat, 0)
-            for t, v in zip(bucket, _unflatten_dense_tensors(flat, bucket)):
-                t.copy_(v)
-        self.watch(model)
+        self._broadcast([t for _, t in _own_tensors(model)])
 
     def seed(self, seed: int) -> None:
         """Rank r > 0 draws from its own stream, derived from (seed, r)."""
@@ -243,23 +239,22 @@ class Ranks:
         self._mean(grads)
         return False
 
-    def watch(self, model: torch.nn.Module) -> None:
-        """Note the version of each floating-point buffer, to see which a step writes."""
-        self._versions = {k: (id(b), b._version) for k, b in _own(model, params=False)
-                          if b.is_floating_point()}
-
-    def sync_buffers(self, model: torch.nn.Module) -> None:
-        """Average the floating-point buffers written since :meth:`watch` over the ranks."""
-        running = {id(b) for m in model.modules()
-                   if isinstance(m, torch.nn.modules.batchnorm._NormBase)
-                   for b in (m.running_mean, m.running_var) if b is not None}
-        buffers = [(k, b) for k, b in _own(model, params=False) if b.is_floating_point()]
-        flags = torch.tensor([id(b) in running or self._versions.get(k) != (id(b), b._version)
-                              for k, b in buffers], dtype=torch.float32, device=self.device)
-        if len(flags):
-            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-            self._mean([b for (_, b), f in zip(buffers, flags.tolist()) if f])
-        self.watch(model)
+    def sync_state(self, model: torch.nn.Module) -> None:
+        """Make the floating-point parameters and buffers equal on every rank again where a
+        step made them differ (compared by their L1 and L2 norms): buffers are averaged,
+        parameters set to rank 0's (see the module docstring)."""
+        own = [(t, isinstance(p, torch.nn.Parameter)) for p, t in _own_tensors(model)
+               if t.is_floating_point()]
+        if not own:
+            return
+        tensors = [t for t, _ in own]
+        sums = torch.stack([torch.stack(torch._foreach_norm(tensors, 1)),
+                            torch.stack(torch._foreach_norm(tensors, 2))], 1).float()
+        everyone = [torch.empty_like(sums) for _ in range(self.world)]
+        dist.all_gather(everyone, sums)
+        differ = (torch.stack(everyone) != sums).any(0).any(1).tolist()
+        self._mean([t for (t, param), d in zip(own, differ) if d and not param])
+        self._broadcast([t for (t, param), d in zip(own, differ) if d and param])
 
     def mean_scalars(self, logs: dict[str, torch.Tensor]) -> dict[str, float]:
         """Logged scalars averaged over the ranks: the means over the global batch."""
@@ -284,6 +279,14 @@ class Ranks:
         dist.gather_object(obj, out, dst=0, group=self.cpu_group)
         return out
 
+    def _broadcast(self, tensors: list[torch.Tensor]) -> None:
+        """Rank 0's values of ``tensors`` on every rank."""
+        for bucket in _buckets(tensors):
+            flat = _flatten_dense_tensors(bucket)
+            dist.broadcast(flat, 0)
+            for t, v in zip(bucket, _unflatten_dense_tensors(flat, bucket)):
+                t.copy_(v)
+
     def _mean(self, tensors: list[torch.Tensor]) -> None:
         pending = []
         for bucket in _buckets(tensors):
@@ -303,7 +306,8 @@ def context(device: torch.device) -> Ranks | None:
 
 def rank_local_buffers(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The buffers each rank keeps for itself: integer and boolean ones."""
-    return {k: b for k, b in _own(model, params=False) if not b.is_floating_point()}
+    return {k: b for k, b in model.named_buffers()
+            if not k.startswith("components.") and not b.is_floating_point()}
 
 
 def reseed(seed: int, rank: int, step: int) -> None:
@@ -330,12 +334,10 @@ def _cpu_group():
     return _CPU_GROUP
 
 
-def _own(model: torch.nn.Module, params: bool = True):
-    """(name, tensor) of the model's own parameters and buffers: not its frozen components'."""
-    items = list(model.named_buffers())
-    if params:
-        items = list(model.named_parameters()) + items
-    return [(k, t.data if isinstance(t, torch.nn.Parameter) else t) for k, t in items
+def _own_tensors(model: torch.nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(parameter or buffer, its tensor) of the model's own state: not its frozen components'."""
+    items = list(model.named_parameters()) + list(model.named_buffers())
+    return [(t, t.data if isinstance(t, torch.nn.Parameter) else t) for k, t in items
             if not k.startswith("components.")]
 
 

@@ -380,7 +380,7 @@ class Trainer:
         for s in self.schedulers:
             s.step()
         if self.dist is not None:
-            self.dist.sync_buffers(self.model)
+            self.dist.sync_state(self.model)
         if self.ema is not None:
             self.ema.update()
         self.step += 1
@@ -564,5 +564,3 @@ class Trainer:
                            desc["ranks"]["rng"][r - 1])
         elif r >= saved:                    # a rank the checkpoint did not have
             distributed.reseed(self.cfg.seed, r, self.step)
-        if self.dist is not None:
-            self.dist.watch(self.model)
