@@ -16,7 +16,7 @@ import torch
 
 from genzoo.data import DataOptions
 from genzoo.data import images as I
-from genzoo.data.members import Members, random_access
+from genzoo.data.random_access import FileIndex, random_access
 from genzoo.data.streaming import Field, StreamingDataset, budget, streams, why
 from genzoo.errors import GenzooError
 
@@ -34,9 +34,9 @@ def maybe_stream(path: Path, subset: str | None, spec: str,
             raise GenzooError(f"{spec}: a compressed archive can only be read whole, so it "
                               f"cannot be streamed: unpack it (tar -xf) and use the folder")
         return None
-    members = Members(path)
+    files = FileIndex(path)
     try:
-        names = members.names()
+        names = files.names(want=lambda n: I._image_parts(n) is not None)
     except I._ARCHIVE_ERRORS as e:
         raise GenzooError(f"{spec}: {I._unreadable(path)} ({I._reason(e)})") from None
     found = [(n, I._image_parts(n)) for n in names]
@@ -44,7 +44,7 @@ def maybe_stream(path: Path, subset: str | None, spec: str,
     order, labels, class_names, note = I.arrange([n for n, _ in found], [p for _, p in found],
                                                  subset, spec)
     entries = [found[i][0] for i in order]
-    source = FileImages(members, entries, spec, options)
+    source = FileImages(files, entries, spec, options)
     n_bytes = len(entries) * int(np.prod(source.shape))
     if not streams(options.storage, n_bytes):
         return None
@@ -59,11 +59,11 @@ def maybe_stream(path: Path, subset: str | None, spec: str,
 
 
 class FileImages:
-    """The image files ``entries`` of ``members``, decoded and adapted to one shape."""
+    """The image files ``entries`` of ``files``, decoded and adapted to one shape."""
     workers = 4
 
-    def __init__(self, members: Members, entries: list[str], spec: str, options: DataOptions):
-        self.members, self.entries, self.spec, self.options = members, entries, spec, options
+    def __init__(self, files: FileIndex, entries: list[str], spec: str, options: DataOptions):
+        self.files, self.entries, self.spec, self.options = files, entries, spec, options
         self.draft = options.image_size if options.resize in ("auto", "resize") else None
         probe = [self._decode(e) for e in entries[:PROBE]]
         self.colour = any(a.ndim == 3 for a in probe)
@@ -87,10 +87,15 @@ class FileImages:
         return {"x": torch.from_numpy(out)}
 
     def _where(self, name: str) -> str:
-        return str(self.members.path / name) if self.members.kind == "folder" else f"{self.spec}: {name}"
+        return str(self.files.path / name) if self.files.kind == "folder" else f"{self.spec}: {name}"
 
     def _decode(self, name: str) -> np.ndarray:
-        return I._decode(self.members.read(name), self._where(name), self.draft)
+        try:
+            data = self.files.read(name)
+        except I._ARCHIVE_ERRORS as e:      # a damaged member, a file gone since the listing
+            raise GenzooError(f"{self.spec}: {I._unreadable(self.files.path)} ({name}: "
+                              f"{I._reason(e)})") from None
+        return I._decode(data, self._where(name), self.draft)
 
     def _adapt(self, a: np.ndarray, name: str) -> torch.Tensor:
         """One decoded image (H, W[, 3]) -> uint8 (C, S, S), as the in-memory reader would."""
