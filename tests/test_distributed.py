@@ -65,10 +65,9 @@ def _data(folder, modality) -> Path:
     return DATA[modality](folder)
 
 
-def _spec(name, modality, folder, data=None, storage="auto", **train):
+def _spec(name, data, storage="auto", **train):
     loop = dict(batch_size=8, log_every=1, eval_every=0, sample_every=0, checkpoint_every=0,
                 progress=False, device="cpu", **train)
-    data = data or next(p for p in folder.iterdir() if p.is_file() and p.name != "store")
     return resolve(name, data=str(data), preset="tiny", train=loop,
                    data_options={"holdout": 8, "storage": storage, "workers": 1})
 
@@ -101,18 +100,17 @@ def _train_steps(spec, steps, watch=None):
     return trainer, losses
 
 
-def _same_as_one(rank, folder, steps):
+def _same_as_one(rank, folder, steps, paths):
     out = {}
     seen = []       # the batch sizes GPT's token embedding gets on this rank: B / WORLD
-    trainer, losses = _train_steps(_spec("gpt", "text", folder / "text"), steps,
+    trainer, losses = _train_steps(_spec("gpt", paths["text"]), steps,
                                    lambda m, args: seen.append(len(args[0])))
     out["gpt"] = {"losses": losses, "seen": seen,
                   "weights": {k: v.tolist() for k, v in _state(trainer).items()}}
-    trainer, _ = _train_steps(_spec("ddpm", "image", folder / "image"), steps)
+    trainer, _ = _train_steps(_spec("ddpm", paths["image"]), steps)
     out["ddpm"] = {k: trainer.model.state_dict()[k].tolist() for k in ("data_mean", "data_sq")}
     # streamed from disk (a pack read by a DataLoader worker): each rank reads its shard
-    trainer, _ = _train_steps(_spec("pixelcnn", "image", None, data=folder / "pack",
-                                    storage="stream"), steps)
+    trainer, _ = _train_steps(_spec("pixelcnn", folder / "pack", storage="stream"), steps)
     assert trainer.data.streamed
     out["pixelcnn"] = {k: v.tolist() for k, v in _state(trainer).items()}
     if rank == 0:
@@ -121,12 +119,11 @@ def _same_as_one(rank, folder, steps):
 
 def test_two_processes_train_as_one_with_the_same_global_batch(tmp_path):
     steps = 3
-    for modality in ("text", "image"):
-        _data(tmp_path / modality, modality)
-    pack(str(tmp_path / "image/blobs.npz"), tmp_path / "pack", log=lambda *_: None, progress=False)
-    _spawn(_same_as_one, tmp_path, steps)
+    paths = {m: _data(tmp_path / m, m) for m in ("text", "image")}
+    pack(str(paths["image"]), tmp_path / "pack", log=lambda *_: None, progress=False)
+    _spawn(_same_as_one, tmp_path, steps, paths)
     two = json.loads((tmp_path / "two.json").read_text())
-    trainer, losses = _train_steps(_spec("gpt", "text", tmp_path / "text"), steps)
+    trainer, losses = _train_steps(_spec("gpt", paths["text"]), steps)
     assert two["gpt"]["seen"] == [8 // WORLD] * steps
     assert np.allclose(two["gpt"]["losses"], losses, rtol=0, atol=TOL), (two["gpt"]["losses"], losses)
     one = _state(trainer)
@@ -134,11 +131,11 @@ def test_two_processes_train_as_one_with_the_same_global_batch(tmp_path):
     worst = max(float((torch.tensor(two["gpt"]["weights"][k]) - v).abs().max()) for k, v in one.items())
     assert worst < TOL, f"weights differ by {worst}"
     assert worst > 0 or steps == 0       # really two processes: rounding shows somewhere
-    ddpm, _ = _train_steps(_spec("ddpm", "image", tmp_path / "image"), steps)
+    ddpm, _ = _train_steps(_spec("ddpm", paths["image"]), steps)
     for k in ("data_mean", "data_sq"):
         got, want = torch.tensor(two["ddpm"][k]), ddpm.model.state_dict()[k]
         assert torch.allclose(got, want, atol=1e-6), (k, got, want)
-    pixelcnn, _ = _train_steps(_spec("pixelcnn", "image", tmp_path / "image"), steps)
+    pixelcnn, _ = _train_steps(_spec("pixelcnn", paths["image"]), steps)
     for k, v in _state(pixelcnn).items():
         assert torch.allclose(torch.tensor(two["pixelcnn"][k]), v, rtol=0, atol=TOL), k
 
@@ -153,9 +150,9 @@ def _equal_on_ranks(trainer) -> list[str]:
 
 
 def _every_family(rank, folder, cases):
-    for name, modality in cases:
+    for name, modality, data in cases:
         where = folder / name / modality
-        spec = _spec(name, modality, where, steps=4)
+        spec = _spec(name, data, steps=4)
         model, train, held = _build(spec)
         whole = Trainer(model, train, spec.train, held_out=held)
         whole.fit()
@@ -188,11 +185,10 @@ def test_every_family_trains_under_two_processes_and_resumes_exactly(tmp_path):
         name, modality = p.values
         if C.run_refs(registry.get(name).config):
             continue        # stands on trained runs: the contract test does not build those yet
-        cases.append((name, modality))
-        _data(tmp_path / name / modality, modality)
+        cases.append((name, modality, _data(tmp_path / name / modality, modality)))
     _spawn(_every_family, tmp_path, cases)      # a failure on a rank raises here
     for r in range(WORLD):
-        assert (tmp_path / f"done{r}").read_text().split() == [f"{n}-{m}" for n, m in cases]
+        assert (tmp_path / f"done{r}").read_text().split() == [f"{n}-{m}" for n, m, _ in cases]
 
 
 # -- the command ------------------------------------------------------------------------------
