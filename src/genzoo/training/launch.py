@@ -21,7 +21,7 @@ from genzoo import registry
 from genzoo.errors import GenzooError
 from genzoo.models.base import DataInfo
 from genzoo.training import distributed
-from genzoo.training.components import (DERIVED, check, construct, derive, derived_data,
+from genzoo.training.components import (DERIVED, construct, derive, derived_data,
                                          load_component, pin_all)
 from genzoo.training.description import RunSpec, loop_config, reconcile, trainer_class
 from genzoo.training.run import RunDir
@@ -173,10 +173,7 @@ def train(spec: RunSpec | dict, out: str | Path | None = None, *, resume: bool =
     if not main:
         log, progress = (lambda *_: None), False
     owner = str(out) if out else spec.family
-    if resume:
-        for c in spec.components.values():
-            check(c, owner)
-    with distributed.main_first():
+    with distributed.main_first():     # prepare() loads (and checks) each component once
         model, train_ds, held = prepare(spec, owner, progress, log)
     if distributed.active():            # before any folder is made
         distributed.check_batch(distributed.world(), min(spec.train.batch_size, len(train_ds)),
