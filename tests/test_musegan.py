@@ -91,7 +91,19 @@ def test_samples_are_notes_one_pitch_per_track_and_step_or_thresholded():
     model = tiny().eval()
     x = model.sample(3, torch.Generator().manual_seed(0))
     assert x.shape == (3, 2, 16, P, K) and set(x.unique().tolist()) <= {0.0, 1.0}
-    assert x.sum(3).eq(1).all()                                 # argmax: exactly one pitch
+    assert x.sum(3).le(1).all()                                 # argmax: at most one pitch
+    # a generator's output by hand: the likeliest pitch above 0 sounds, else the voice rests
+    y = torch.full((1, 2, 16, P, K), -0.9)
+    y[0, :, :, 5, 0], y[0, :, :, 6, 0] = 0.3, 0.2               # track 0: pitch 5, held
+    y[0, :, :, 7, 1] = -0.1                                     # track 1: likeliest, below 0
+    y[0, 0, :8, 9, 2] = 0.5                                     # track 2: half a bar
+    model.G.forward = lambda **z: y
+    x = model.sample(1)
+    assert x[..., 5, 0].eq(1).all() and x[..., 0].sum() == 32 and x[..., 1].sum() == 0
+    assert x[0, 0, :8, 9, 2].eq(1).all() and x[..., 2].sum() == 8 and x[..., 3].sum() == 0
+    both = model.sample(1, binarize="threshold")
+    assert both[..., 0].sum() == 64 and both[..., 1].sum() == 0
+    model = tiny().eval()
     t = model.sample(3, torch.Generator().manual_seed(0), binarize="threshold")
     assert set(t.unique().tolist()) <= {0.0, 1.0}
     with pytest.raises(GenzooError, match="binarize 'soft'"):

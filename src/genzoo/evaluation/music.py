@@ -1,4 +1,5 @@
-"""Statistics of music: MuseGAN's piano-roll measures and baselines for held-out loss per token.
+"""Statistics of music: MuseGAN's piano-roll measures, baselines for held-out loss per token,
+and the music modality's evaluator (``genzoo eval``, ``genzoo compare``).
 
 Piano rolls are (N, bars, steps, pitches, tracks) with values in {0, 1}; ``low`` is the MIDI
 pitch of pitch index 0. The measures of Dong et al. 2018 (sec. 5), per track:
@@ -19,6 +20,13 @@ pieces, fitted on training pieces, every probability smoothed so none is zero: t
 each voice; "previous step": p(token | voice, the same voice's token a step before), add-one
 smoothed (a voice mostly holds its note); and an interpolated trigram over (the same voice's
 previous step, the token just before), backing off to the unigram.
+
+The evaluator (:func:`measure`) decodes samples, held-out and training items to scores with
+their own data's meta (so each is read with its own vocabulary or pitch range) and reports
+the pitch-class and duration histogram distances and the copied-run novelty of
+evaluation/music_notes.py, each beside its control, and for piano rolls the measures above
+beside the held-out ones (and the tonal distance of the held-out items with the last track's
+bars shuffled).
 """
 from __future__ import annotations
 
@@ -28,6 +36,9 @@ from collections import Counter
 import numpy as np
 import torch
 from torch import Tensor
+
+from genzoo.evaluation import music_notes as MN
+from genzoo.evaluation.modalities import Samples, evaluator
 
 # Harte et al.'s tonal centroid: circles of fifths (r=1), minor thirds (1), major thirds (0.5)
 _R = (1.0, 1.0, 0.5)
@@ -159,3 +170,51 @@ def grid_baselines(train: list[np.ndarray], held: list[np.ndarray]) -> dict[str,
             totals["trigram"] -= math.log(p_tri)
             n += 1
     return {k: v / max(n, 1) for k, v in totals.items()}
+
+
+# ---------------------------------------------------------------- the evaluator
+
+NOVELTY_TRAIN_MAX = 5000        # training items searched for copied runs (the last ones)
+
+
+def _scores(x, meta: dict) -> list:
+    """Scores of samples (ids, rolls, or a dict of note and duration ids) or dataset rows."""
+    from genzoo.data.music import decode
+    if isinstance(x, dict):
+        return decode(x["x"], meta, x.get("duration"))
+    return decode(x, meta)
+
+
+def _rows(ds, last: int | None = None):
+    """The items of dataset ``ds`` (the ``last`` ones) as a batch dict."""
+    n = len(ds)
+    return ds.batch(torch.arange(max(0, n - last) if last else 0, n))
+
+
+@evaluator("music")
+def measure(s: Samples) -> dict:
+    """Histogram distances, copied runs and (piano rolls) MuseGAN's measures; see above."""
+    fake = _scores(s.x, s.info.meta)
+    ref_batch = _rows(s.reference)
+    ref = _scores(ref_batch, s.reference.meta)
+    metrics = MN.histogram_distances(fake, ref)
+    notes = ["histogram distances: total variation (0 = same, 1 = disjoint) of the pooled "
+             "pitch-class and duration histograms against the held-out pieces"]
+    if s.train is not None:
+        train = _scores(_rows(s.train, NOVELTY_TRAIN_MAX), s.train.meta)
+        metrics |= {f"train_{k}": v for k, v in MN.histogram_distances(train, ref).items()}
+        metrics |= MN.novelty(fake, train, ref)
+        notes.append(f"copied run: longest run of a sample's notes found in the training "
+                     f"pieces, {metrics['copied_run']:.1f} notes on average "
+                     f"(held-out pieces: {metrics['held_out_copied_run']:.1f})")
+    if s.info.meta.get("representation") == "pianoroll" and isinstance(s.x, Tensor):
+        names = s.info.meta.get("tracks")
+        real = ref_batch["x"].float()
+        metrics |= roll_statistics(s.x.float().cpu(), s.info.meta["pitch_low"], names)
+        low = s.reference.meta["pitch_low"]
+        metrics |= {f"held_out_{k}": v for k, v in roll_statistics(real, low, names).items()}
+        if real.shape[-1] > 1:
+            shuffled = shuffle_track(real, real.shape[-1] - 1, torch.Generator().manual_seed(s.seed))
+            metrics["shuffled_tonal_distance"] = tonal_distance(shuffled, low, 0, real.shape[-1] - 1)
+    return {"features": {"name": "notes", "is_fid": False, "cached_reference": False},
+            "metrics": metrics, "notes": notes}

@@ -80,6 +80,17 @@ def fast_options(model: Family) -> dict:
     return {o.name: o.fast for o in type(model).sample_options if o.fast is not None}
 
 
+def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
+    """Batches of samples as one; sequences that stopped at different lengths are padded
+    with 0 (the PAD id) to the longest."""
+    parts = [p.detach() for p in parts]
+    if parts[0].dim() >= 2 and len({p.shape[1] for p in parts}) > 1:
+        T = max(p.shape[1] for p in parts)
+        parts = [torch.nn.functional.pad(p, (0, 0) * (p.dim() - 2) + (0, T - p.shape[1]))
+                 for p in parts]
+    return torch.cat(parts)
+
+
 @torch.no_grad()
 def draw(model: Family, n: int, seed: int = 0, options: dict | None = None
          ) -> tuple[object, float]:
@@ -93,7 +104,9 @@ def draw(model: Family, n: int, seed: int = 0, options: dict | None = None
         torch.cuda.synchronize(model.device)
     seconds = time.perf_counter() - t
     if isinstance(parts[0], torch.Tensor):
-        out = torch.cat([p.detach() for p in parts])
+        out = _cat(parts)
+    elif isinstance(parts[0], dict):          # several streams (notes and durations)
+        out = {k: _cat([p[k] for p in parts]) for k in parts[0]}
     else:
         out = [s for p in parts for s in p]
     return out, seconds / n
@@ -125,7 +138,9 @@ def _save_some(samples, model: Family, folder: Path, k: int = 64) -> str | None:
     import contextlib
     import io
     with contextlib.redirect_stdout(io.StringIO()):       # some writers also print (text)
-        files = save_samples(samples[:k], model.output_info, folder / "eval" / "samples")
+        head = ({name: v[:k] for name, v in samples.items()} if isinstance(samples, dict)
+                else samples[:k])
+        files = save_samples(head, model.output_info, folder / "eval" / "samples")
     best = [f for f in files if Path(f).suffix == ".png"] or \
         [f for f in files if Path(f).suffix == ".txt"]
     return str(Path(best[0]).relative_to(folder)) if best else None

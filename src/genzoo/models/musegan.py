@@ -10,8 +10,15 @@ generator of track k maps [chords_b ; style ; melody_k,b ; groove_k] to that tra
 pitches roll (a dense layer, then transposed convolutions that unfold time 2 -> 16 and then
 pitch, ending in tanh). A critic of 3-d convolutions (bars, steps, pitches; tracks as channels)
 scores whole phrases, trained as a Wasserstein critic with a gradient penalty (Gulrajani et
-al. 2017), n_critic steps per generator step. Samples are read as one pitch per track and
-step (the argmax, as the book does) or as the cells above one half.
+al. 2017), n_critic steps per generator step.
+
+Samples become notes as the data was made: a real roll is +1 where a pitch sounds and -1
+elsewhere, and each chorale voice sounds at most one pitch at a time, so per track and step
+the likeliest pitch sounds when its output is above the midpoint 0 and the voice rests
+otherwise (``argmax``; the book's argmax never rests, so it turns a voice's uncertain steps into
+notes), or every cell above 0 sounds (``threshold``: Dong et al.'s hard thresholding, for
+polyphonic tracks). A pitch held over consecutive steps is one held note (data/music/grid.py
+reads rolls that way, as does the qualified-notes measure).
 """
 from __future__ import annotations
 
@@ -44,7 +51,7 @@ class MuseGANConfig:
     slope: float = 0.3          # LeakyReLU of the critic (Keras' default, the book's)
     bars: int = 2               # the recipe's data.bars
     pitch_range: str = "auto"   # the recipe's data.pitch_range (the book: 0-83, 84 pitches)
-    binarize: str = "argmax"    # samples -> notes: argmax (a pitch per track and step) | threshold
+    binarize: str = "argmax"    # samples -> notes: argmax (at most a pitch per track and step) | threshold
 
     def validate(self):
         if min(self.z_dim, self.t_width, self.c_width, self.n_critic) < 1 or self.g_width < 2:
@@ -236,11 +243,13 @@ class MuseGAN(Family):
     def sample(self, n: int, generator: torch.Generator | None = None,
                binarize: str | None = None) -> Tensor:
         """``n`` piano rolls (n, bars, 16, pitches, tracks) of notes in {0, 1}: per track and
-        step the likeliest pitch (``argmax``) or every pitch above one half (``threshold``)."""
+        step the likeliest pitch if it is above 0, else a rest (``argmax``), or every pitch
+        above 0 (``threshold``); 0 is the midpoint of the data's -1 (off) and +1 (on)."""
         mode = binarize or self.config.binarize
         if mode not in ("argmax", "threshold"):
             raise GenzooError(f"binarize {mode!r}: must be argmax or threshold")
         y = self.G(**self.prior(n, generator))
         if mode == "threshold":
             return (y > 0).float()
-        return F.one_hot(y.argmax(3), y.shape[3]).transpose(3, 4).float()
+        top, sounds = y.argmax(3), y.amax(3) > 0                      # (n, bars, 16, tracks)
+        return F.one_hot(top, y.shape[3]).transpose(3, 4).float() * sounds[..., None, :]

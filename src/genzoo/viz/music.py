@@ -8,6 +8,10 @@ are installed (Debian: ``apt-get install fluidsynth fluid-soundfont-gm``; anothe
 with ``GENZOO_SOUNDFONT=path.sf2``); and one picture of all samples' piano rolls,
 ``STEM.png``. Sound, notation and the picture cover the first 8 samples (rendering is slow);
 MIDI covers them all. What cannot be written is said in one line.
+
+Its columns in the results table (evaluation/music.py measures them): the pitch-class and
+duration histogram distances to the held-out pieces, each beside the training pieces'
+distance (the control), and the copied run beside the held-out pieces' run.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from genzoo.data.music import Score, decode, write_midi
 from genzoo.data.music.score import to_music21
 from genzoo.errors import GenzooError
 from genzoo.models.base import DataInfo
+from genzoo.viz.results import Cell, Column, columns
 from genzoo.viz.samples import writer
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -127,3 +132,24 @@ def write_music(x, info: DataInfo, stem: Path, quiet: bool = False, **extra) -> 
 def _say(line: str, quiet: bool) -> None:
     if not quiet:
         print(line, file=sys.stderr)
+
+
+def _beside(key: str, control: str, label: str, spec: str):
+    def show(r: dict) -> Cell:
+        m = r.get("metrics", {})
+        if key not in m:
+            return Cell()
+        beside = f" ({label} {format(m[control], spec)})" if control in m else ""
+        return Cell(format(m[key], spec) + beside)
+    return show
+
+
+@columns("music")
+def music_columns(results: list[dict]) -> list[Column]:
+    """Histogram distances (total variation) and the copied run, beside their controls."""
+    return [Column("pitch-class TV", _beside("pitch_class_distance", "train_pitch_class_distance",
+                                             "train", ".3f")),
+            Column("duration TV", _beside("duration_distance", "train_duration_distance",
+                                          "train", ".3f")),
+            Column("copied run (notes)", _beside("copied_run", "held_out_copied_run",
+                                                 "held-out", ".1f"))]

@@ -123,7 +123,7 @@ def _tensors(rep: str, symbols: list, originals: list[Score], options, low: int,
     tracks = max(originals, key=lambda s: len(s.tracks)).tracks
     qpm = next((s.qpm for s in originals if s.qpm), None)
     if rep == "tokens":
-        note_vocab, dur_vocab = tokens.vocabularies(symbols)
+        note_vocab, dur_vocab = tokens.vocabularies()
         n_id = {t: i for i, t in enumerate(note_vocab)}
         d_id = {t: i for i, t in enumerate(dur_vocab)}
         wn = [w for pairs in symbols for w in _windows([n_id[n] for n, _ in pairs], T)]

@@ -9,6 +9,13 @@ stream, so that a model predicts a note and a duration at each step (two softmax
 
 Durations are exact fractions of a quarter on a grid of 12 per quarter (16ths and triplets),
 written ``1/4``, ``1/3``, ``3/2``; pitches as ``C#4`` (MIDI 61).
+
+The vocabularies are fixed functions of the representation, not of the data, so that every
+split, every folder and every run gives a token the same id (:func:`vocabularies`): notes are
+PAD, START, the 24 major and minor keys, the time signatures 1-16 over 1, 2, 4, 8, 16 or 32
+(another is left out of the pairs), rest and the 128 MIDI pitches; durations are PAD, ``0``
+and every multiple of 1/12 quarter up to ``MAX_QUARTERS``. A longer slice is written as
+several pairs of at most that length (a long note as the same pitch struck again).
 """
 from __future__ import annotations
 
@@ -18,8 +25,11 @@ from genzoo.data.music.score import (Note, Score, key_name, parse_key, parse_pit
                                      pitch_name)
 
 STEPS = 12                 # grid of durations, per quarter note
+MAX_QUARTERS = 16          # the longest duration token: four bars of 4/4
 PAD, START, REST = "PAD", "START", "rest"
 ZERO = "0"
+KEYS = [key_name(pc, mode) for mode in ("major", "minor") for pc in range(12)]
+TIME_SIGNATURES = [f"{a}/{b}TS" for b in (1, 2, 4, 8, 16, 32) for a in range(1, 17)]
 
 
 def duration_name(d: Fraction) -> str:
@@ -37,7 +47,8 @@ def encode(score: Score) -> list[tuple[str, str]]:
         starts.setdefault(s, []).append(p)
         ends.setdefault(e, []).append(p)
     changes = sorted([(q(t), 0, key_name(pc, mode)) for t, pc, mode in score.keys]
-                     + [(q(t), 1, f"{a}/{b}TS") for t, a, b in score.time_signatures])
+                     + [(q(t), 1, f"{a}/{b}TS") for t, a, b in score.time_signatures
+                        if f"{a}/{b}TS" in _SIGNATURES])
     pairs = [(START, ZERO)]
     sounding = [0] * 128
     c = 0
@@ -50,8 +61,10 @@ def encode(score: Score) -> list[tuple[str, str]]:
             pairs.append((changes[c][2], ZERO))
             c += 1
         top = next((p for p in range(127, -1, -1) if sounding[p]), None)
-        pairs.append((REST if top is None else pitch_name(top),
-                      duration_name(Fraction(b_next - b, STEPS))))
+        name = REST if top is None else pitch_name(top)
+        for start in range(b, b_next, MAX_QUARTERS * STEPS):
+            end = min(b_next, start + MAX_QUARTERS * STEPS)
+            pairs.append((name, duration_name(Fraction(end - start, STEPS))))
     return pairs
 
 
@@ -80,14 +93,13 @@ def decode(pairs: list[tuple[str, str]], qpm: float | None = None) -> Score:
     return Score(notes, keys, sigs, qpm, 0.0, ["melody"])
 
 
-def vocabularies(pieces: list[list[tuple[str, str]]]) -> tuple[list[str], list[str]]:
-    """(note vocabulary, duration vocabulary) of the pairs in ``pieces``, in a fixed order:
-    PAD (id 0) and START first, then keys, time signatures, rest, pitches low to high; the
-    durations shortest first."""
-    notes = {n for piece in pieces for n, _ in piece} - {PAD, START}
-    durs = {d for piece in pieces for _, d in piece} - {PAD}
-    keys = sorted(n for n in notes if ":" in n)
-    sigs = sorted(n for n in notes if n.endswith("TS"))
-    pitches = sorted((n for n in notes if parse_pitch(n) is not None), key=parse_pitch)
-    rest = [REST] if REST in notes else []
-    return [PAD, START] + keys + sigs + rest + pitches, [PAD] + sorted(durs, key=Fraction)
+def vocabularies() -> tuple[list[str], list[str]]:
+    """(note vocabulary, duration vocabulary), the same for any data: PAD (id 0) and START
+    first, then the keys, time signatures, rest, pitches low to high; the durations PAD, then
+    shortest first."""
+    return ([PAD, START] + KEYS + TIME_SIGNATURES + [REST] + [pitch_name(p) for p in range(128)],
+            [PAD, ZERO] + [duration_name(Fraction(k, STEPS))
+                           for k in range(1, MAX_QUARTERS * STEPS + 1)])
+
+
+_SIGNATURES = set(TIME_SIGNATURES)
