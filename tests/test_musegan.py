@@ -87,7 +87,7 @@ def test_critic_loss_penalises_a_gradient_norm_away_from_one():
     assert critic.repeats == 5 and generator.repeats == 1
 
 
-def test_samples_are_notes_one_pitch_per_track_and_step_or_thresholded():
+def test_samples_are_notes_at_most_one_pitch_per_voice_or_thresholded():
     model = tiny().eval()
     x = model.sample(3, torch.Generator().manual_seed(0))
     assert x.shape == (3, 2, 16, P, K) and set(x.unique().tolist()) <= {0.0, 1.0}

@@ -47,10 +47,10 @@ def token_ids(ds) -> dict:
 
 def test_two_splits_give_a_token_the_same_id(tmp_path):
     a = D.load(str(folder(tmp_path / "a", range(3))), D.DataOptions(context=16))
-    b = D.load(str(folder(tmp_path / "b", range(3, 5), shift=-7)), D.DataOptions(context=16))
+    b = D.load(str(folder(tmp_path / "b", range(3, 5), shift=-2)), D.DataOptions(context=16))
     (na, da), (nb, db) = token_ids(a), token_ids(b)
     shared = set(na) & set(nb)
-    assert set(na) != set(nb) and len(shared) > 5           # different music, some in common
+    assert set(na) != set(nb) and len(shared) >= 5          # different music, some in common
     assert all(na[t] == nb[t] for t in shared) and all(da[t] == db[t] for t in set(da) & set(db))
     assert a.meta["note_vocab"] == b.meta["note_vocab"] == tokens.vocabularies()[0]
     # the fixed vocabularies of the other representations too
