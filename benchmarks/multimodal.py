@@ -4,6 +4,7 @@
     python -m benchmarks.multimodal clip --data shapes --minutes 4
     python -m benchmarks.multimodal t2i-train --out runs/bench-t2i --minutes 5 4 20 4
     python -m benchmarks.multimodal t2i --out runs/bench-t2i --n 500
+    python -m benchmarks.multimodal t2i-reader --out runs/bench-t2i --n 500
 
 ``clip``: a CLIP (preset ``cpu``) trained for a wall-clock budget (the step count is set from
 the measured rate of the first steps, so the cosine schedule ends on time). CIFAR-10: the
@@ -189,6 +190,29 @@ def t2i(out: Path, n: int, sampler: str, steps: int) -> None:
                                                      "machine": where()}, indent=1))
 
 
+@torch.no_grad()
+def reader_ceiling(out: Path, n: int) -> None:
+    """What the attribute reader gives on the real pictures of the prompts and on the stage-1
+    autoencoder's reconstructions of them: the ceiling of the attribute accuracies above (a
+    generated picture can at best look like a reconstruction)."""
+    print(where())
+    model, _ = load_model(out / "diffusion")
+    first, _ = load_model(out / "autoencoder")
+    shape = tuple(model.output_info.shape)
+    rows = []
+    for split in ("shapes:test", "shapes:novel"):
+        x, prompts = _real(split, n, shape)
+        scenes = [S.parse(p) for p in prompts]
+        recon = torch.cat([first.reconstruct(c).clamp(0, 1) for c in x.split(250)])
+        for what, images in (("real pictures", x), ("autoencoder reconstructions", recon)):
+            checks = [S.check(sc, S.read_objects(img), shape[1]) for sc, img in zip(scenes, images)]
+            row = {"prompts": split, "pictures": what}
+            row.update({a: sum(c[a] for c in checks) / len(checks) for a in S.ATTRIBUTES})
+            row["all"] = sum(all(c.values()) for c in checks) / len(checks)
+            rows.append(row)
+    print(markdown(rows))
+
+
 def _chunks(items, k: int = 250):
     return [items[i:i + k] for i in range(0, len(items), k)]
 
@@ -215,8 +239,14 @@ def main() -> None:
     t.add_argument("--n", type=int, default=500)
     t.add_argument("--sampler", default="dpm++2m")
     t.add_argument("--steps", type=int, default=20)
+    r = sub.add_parser("t2i-reader", help="the attribute reader on real pictures and on the "
+                                          "autoencoder's reconstructions: the accuracies' ceiling")
+    r.add_argument("--out", default="runs/bench-t2i")
+    r.add_argument("--n", type=int, default=500)
     a = p.parse_args()
-    if a.what == "clip":
+    if a.what == "t2i-reader":
+        reader_ceiling(Path(a.out), a.n)
+    elif a.what == "clip":
         clip(a.data, a.minutes, Path(a.out or f"runs/bench-clip-{a.data}"), a.n)
     elif a.what == "t2i-train":
         t2i_train(Path(a.out), a.minutes)
