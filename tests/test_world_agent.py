@@ -113,3 +113,13 @@ def test_carracing_without_box2d_is_one_line_so_its_smoke_test_skips(tmp_path, c
     err = capsys.readouterr().err.strip()
     assert "pip install 'genzoo[world]'" in err and "Traceback" not in err   # test_pipelines skips
     assert not list(out.glob("*/checkpoints/*"))
+
+
+def test_the_benchmarks_random_policy_scores_the_same_over_worker_processes():
+    """benchmarks/world_models.py scores a random driver over the controller's 100 real
+    episodes; in its rollout workers as in one process."""
+    bench = pytest.importorskip("benchmarks.world_models")
+    env = "world_toy:GenzooDot-v0"
+    here = bench.random_scores(env, [4, 5, 6], 12)
+    assert here.shape == (3,) and len(set(here.tolist())) > 1
+    assert np.array_equal(bench.random_scores(env, [4, 5, 6], 12, workers=2), here)

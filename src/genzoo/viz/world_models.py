@@ -12,15 +12,14 @@ never uses.
 """
 from __future__ import annotations
 
+import functools
 import json
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from genzoo.training.evolution import episode_seeds, score_block
+from genzoo.training.evolution import episode_seeds, in_workers, score_block
 from genzoo.training.run import RunDir
 from genzoo.viz.plots import plt, save_figure
 from genzoo.viz.rollout import save_strip, save_videos
@@ -107,13 +106,7 @@ def real_scores(model, seeds: list[int], workers: int = 0) -> np.ndarray:
     theta = model.flat_parameters().numpy()[None]
     model.testing = True
     try:
-        if workers <= 1:
-            return score_block(model, theta, seeds)[0]
-        chunks = [c.tolist() for c in np.array_split(np.array(seeds), workers) if len(c)]
-        with ProcessPoolExecutor(len(chunks), mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=torch.set_num_threads, initargs=(1,)) as pool:
-            parts = pool.map(score_block, [model] * len(chunks), [theta] * len(chunks), chunks)
-            return np.concatenate([p[0] for p in parts])
+        return in_workers(functools.partial(score_block, model, theta), seeds, workers)[0]
     finally:
         model.testing = False
 
