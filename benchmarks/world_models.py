@@ -13,6 +13,7 @@ CMA-ES episodes/s, and the time of each stage. Rerunning with the same --out res
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import time
@@ -24,7 +25,7 @@ import yaml
 from benchmarks.harness import machine, markdown
 from genzoo.data import rollouts as R
 from genzoo.training import pipeline
-from genzoo.training.evolution import episode_seeds
+from genzoo.training.evolution import episode_seeds, in_workers
 from genzoo.training.run import RunDir
 
 PAPER = "906 +- 21 (Ha & Schmidhuber 2018, full recipe); small-compute re-implementations 250-350"
@@ -44,8 +45,11 @@ def env_steps_per_s(env_id: str, steps: int = 300) -> float:
     return steps / (time.perf_counter() - t)
 
 
-def random_scores(env_id: str, seeds: list[int], steps: int) -> np.ndarray:
-    """Total reward of uniformly random actions in each real episode of ``seeds``."""
+def random_scores(env_id: str, seeds: list[int], steps: int, workers: int = 0) -> np.ndarray:
+    """Total reward of uniformly random actions in each real episode of ``seeds`` (each a
+    function of its seed alone, so ``workers`` processes give the same numbers)."""
+    if workers > 1:
+        return in_workers(functools.partial(random_scores, env_id, steps=steps), seeds, workers)
     env = R.make_env(env_id)
     space = R.action_space(env.action_space, env_id)
     out = []
@@ -125,7 +129,7 @@ def main():
 
     score = json.loads((out / "controller" / "showcase" / "score.json").read_text())
     seeds = score["seeds"]
-    rnd = random_scores(a.env, seeds, a.score_steps)
+    rnd = random_scores(a.env, seeds, a.score_steps, a.workers)
     steps_recorded = sum(min(a.steps, len(np.load(f)["rewards"]))
                          for f in sorted((R.cache_dir() / "rollouts" / spec.key).glob("episode_*.npz"))[:a.episodes])
     rows = [

@@ -1,7 +1,8 @@
 """World models (Ha and Schmidhuber 2018): rollouts recorded from an environment, V (the VAE
 family) on their frames, M (an MDN-RNN) on V's codes, C (a linear controller) evolved by CMA-ES
 in the environment or in M's dream, chained by a pipeline. A toy Gymnasium environment made
-here (a 8x8 picture: steer a green dot onto a red one) runs the whole chain in seconds."""
+in world_toy.py (a 8x8 picture: steer a green dot onto a red one) runs the whole chain in
+seconds."""
 from __future__ import annotations
 
 import importlib.util
@@ -12,51 +13,16 @@ import numpy as np
 import pytest
 import torch
 
-gym = pytest.importorskip("gymnasium")
+pytest.importorskip("gymnasium")
 
 from genzoo import data as D  # noqa: E402
 from genzoo.cli import main  # noqa: E402
 from genzoo.errors import GenzooError  # noqa: E402
-from genzoo.models.base import DataInfo, FieldInfo  # noqa: E402
 from genzoo.nn.mdn import Mixture, MixtureDensity  # noqa: E402
+from world_toy import agent, gym, toy  # noqa: E402
 
 needs_cma = pytest.mark.skipif(importlib.util.find_spec("cma") is None, reason="needs cma")
-
-
-class DotEnv(gym.Env):
-    """Steer a green dot along a row onto the red target; reward 1 - distance / 7 each step,
-    and the episode ends (terminated) on the target."""
-    metadata = {"render_modes": []}
-
-    def __init__(self):
-        self.observation_space = gym.spaces.Box(0, 255, (8, 8, 3), np.uint8)
-        self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
-
-    def _obs(self):
-        img = np.zeros((8, 8, 3), np.uint8)
-        img[3:5, int(self.target), 0] = 255
-        img[3:5, int(round(self.pos)), 1] = 255
-        return img
-
-    def reset(self, seed=None, options=None):
-        super().reset(seed=seed)
-        self.target = int(self.np_random.integers(0, 8))
-        self.pos = float(self.np_random.integers(0, 8))
-        return self._obs(), {}
-
-    def step(self, action):
-        self.pos = float(np.clip(self.pos + float(np.asarray(action).reshape(-1)[0]), 0, 7))
-        dist = abs(self.pos - self.target)
-        return self._obs(), 1 - dist / 7, dist < 0.5, False, {}
-
-
-gym.register("GenzooDot-v0", entry_point=DotEnv, max_episode_steps=16)
-TOY = "gym:test_world_models:GenzooDot-v0?episodes=6&steps=16&size=8"
-
-
-def toy(episodes=6, **settings) -> str:
-    extra = "".join(f"&{k}={v}" for k, v in settings.items())
-    return TOY.replace("episodes=6", f"episodes={episodes}") + extra
+VIDEOS = {".gif", ".mp4"} if importlib.util.find_spec("av") else {".gif"}   # MP4 with PyAV
 
 
 # -- the mixture density ---------------------------------------------------------------------
@@ -140,28 +106,7 @@ def test_a_view_the_data_does_not_have_is_refused(image_npz):
         D.load(toy(), D.DataOptions(view="clips"))
 
 
-# -- M and C built in memory ---------------------------------------------------------------
-def rollout_info(actions=3, env="test_world_models:GenzooDot-v0", T=16) -> DataInfo:
-    space = {"kind": "box", "low": [-1.0] * actions, "high": [1.0] * actions}
-    return DataInfo("rollout", (T, 3, 8, 8), meta={"env": env, "action_space": space,
-                                                    "frame_size": 8},
-                    fields={"actions": FieldInfo("action", (T, actions))})
-
-
-def agent(z=32, hidden=256, actions=3, **controller):
-    from genzoo.models.vae import VAE, VAEConfig
-    from genzoo.models.world_models.controller import ControllerConfig, WorldController
-    from genzoo.models.world_models.memory import MemoryConfig, WorldMemory
-    torch.manual_seed(0)
-    info = rollout_info(actions)
-    vision = VAE(VAEConfig(widths=[4, 8], latent_dim=z, image_size=8), DataInfo("image", (3, 8, 8)))
-    codes = DataInfo("latent", (16, z), meta={"source_info": info.to_dict()},
-                     fields={"actions": FieldInfo("action", (16, actions))})
-    memory = WorldMemory(MemoryConfig(hidden=hidden), codes, {"vision": vision})
-    return WorldController(ControllerConfig(**controller), info,
-                           {"vision": vision, "memory": memory})
-
-
+# -- M and C built in memory (world_toy.agent) ----------------------------------------------
 def test_the_controller_is_the_papers_867_parameters():
     c = agent()
     assert c.flat_parameters().numel() == 867 == c.num_parameters()      # (32 + 256) * 3 + 3
@@ -249,16 +194,19 @@ def test_the_toy_environment_runs_the_whole_pipeline_and_resumes(tmp_path, capsy
     out = tmp_path / "world"
     assert main(["pipeline", str(f), "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "world_c: score over 4 real episodes of test_world_models:GenzooDot-v0" in printed
+    assert "world_c: score over 4 real episodes of world_toy:GenzooDot-v0" in printed
     assert "world_c: 21 parameters" in printed                          # (4 + 16) * 1 + 1
     score = json.loads((out / "controller" / "showcase" / "score.json").read_text())
     assert len(score["scores"]) == 4 and min(score["scores"]) <= score["mean"] <= max(score["scores"])
-    for name in ("real_reconstruction_dream.gif", "cma_es.png", "controller.gif"):
-        assert (out / "controller" / "showcase" / name).stat().st_size > 0
-    assert (out / "memory" / "showcase" / "reconstruction_vs_dream.gif").is_file()
+    shown = out / "controller" / "showcase"
+    assert (shown / "cma_es.png").stat().st_size > 0
+    assert {p.suffix for p in shown.glob("real_reconstruction_dream.*")} == {".png"} | VIDEOS
+    assert {p.suffix for p in shown.glob("controller.*")} == VIDEOS
+    assert {p.suffix for p in (out / "memory" / "showcase").glob("reconstruction_vs_dream.*")} \
+        == {".png"} | VIDEOS
     assert main(["sample", str(out / "memory"), "-n", "2", "--steps", "5", "--temperature",
                  "1.5", "--out", str(tmp_path / "dream")]) == 0      # M's dreams: strip and GIF
-    assert {p.suffix for p in tmp_path.glob("dream.*")} == {".png", ".gif", ".npz"}
+    assert {p.suffix for p in tmp_path.glob("dream.*")} == {".png", ".npz"} | VIDEOS
     assert np.load(tmp_path / "dream.npz")["x"].shape == (2, 5, 8, 8, 3)
     assert main(["pipeline", str(f), "--out", str(out), "--no-progress"]) == 0
     assert capsys.readouterr().out.count("finished earlier, kept") == 3
@@ -271,7 +219,7 @@ def test_the_shipped_pipeline_smoke_runs_every_stage_tiny_and_prints_the_score(t
     assert main(["pipeline", "world-models/car-racing", "--smoke", "--no-progress",
                  "--data", toy(), "--out", str(tmp_path / "smoke")]) == 0
     out = capsys.readouterr().out
-    assert "world_c: score over 2 real episodes of test_world_models:GenzooDot-v0" in out
+    assert "world_c: score over 2 real episodes of world_toy:GenzooDot-v0" in out
 
 
 def test_an_environment_whose_package_is_missing_says_which_extra(monkeypatch):

@@ -40,6 +40,7 @@ import copy
 import multiprocessing
 import pickle
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -131,6 +132,20 @@ def blocks(n: int, e: int, parts: int) -> list[tuple[slice, slice]]:
 def score_block(model, thetas: np.ndarray, seeds: list[int]) -> np.ndarray:
     with torch.no_grad():
         return model.score_population(torch.from_numpy(thetas), seeds).double().numpy()
+
+
+def in_workers(fn, seeds: list[int], workers: int) -> np.ndarray:
+    """``fn(seeds)`` (an array whose last axis follows the seeds), with the seeds cut into
+    ``workers`` consecutive chunks scored in as many spawned one-thread processes (here when
+    ``workers`` <= 1), joined in order: the same numbers when each episode is a function of its
+    seed alone. ``fn`` must pickle (a module-level function, or a ``functools.partial`` of
+    one: what it binds is pickled once per chunk)."""
+    chunks = [c.tolist() for c in np.array_split(np.array(seeds), max(1, workers)) if len(c)]
+    if len(chunks) <= 1:
+        return np.asarray(fn(list(seeds)))
+    with ProcessPoolExecutor(len(chunks), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        return np.concatenate([np.asarray(p) for p in pool.map(fn, chunks)], axis=-1)
 
 
 _worker_model = None

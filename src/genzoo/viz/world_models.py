@@ -1,28 +1,28 @@
 """What a world model shows (Ha and Schmidhuber 2018).
 
 M: for a few held-out episodes, V's reconstruction of each frame next to M's dream of the same
-episode, started from its first real codes and fed the real actions (a strip and a GIF), and
-dreams from V's prior under random actions. C: the real frames of an episode, V's
-reconstructions and M's dream from the same start; the CMA-ES curve (mean, best and spread of
-the population's fitness per generation, the mean's held-out score); the final score of the
-controller over ``score_episodes`` real episodes with its spread (``score.json``, and printed),
-and a GIF of the controller driving. The scoring runs in ``train.workers`` processes, episode
-seeds from a stream that training never uses.
+episode, started from its first real codes and fed the real actions (a strip, a GIF and, where
+PyAV is installed, an MP4: viz/rollout.py), and dreams from V's prior under random actions.
+C: the real frames of an episode, V's reconstructions and M's dream from the same start, side
+by side; the CMA-ES curve (mean, best and spread of the population's fitness per generation,
+the mean's held-out score); the final score of the controller over ``score_episodes`` real
+episodes with its spread (``score.json``, and printed), and a video of the controller driving.
+The scoring runs in ``train.workers`` processes, episode seeds from a stream that training
+never uses.
 """
 from __future__ import annotations
 
+import functools
 import json
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from genzoo.training.evolution import episode_seeds, score_block
+from genzoo.training.evolution import episode_seeds, in_workers, score_block
 from genzoo.training.run import RunDir
 from genzoo.viz.plots import plt, save_figure
-from genzoo.viz.rollout import save_gif, save_strip
+from genzoo.viz.rollout import save_strip, save_videos
 
 CONTEXT = 8         # real steps M reads before it dreams on
 SHOWN = 64          # steps shown in strips and GIFs
@@ -59,9 +59,9 @@ def memory_showcase(model, data, out: Path, generator: torch.Generator | None = 
     T = _shown(b, n)
     rows = dream_rows(model, b["x"][:, :T], b["actions"][:, :T], generator)
     files = [save_strip(rows, out / "reconstruction_vs_dream.png"),
-             save_gif(rows, out / "reconstruction_vs_dream.gif")]
+             *save_videos(rows, out / "reconstruction_vs_dream.gif")]
     samples = list(model.sample(4, generator=generator, steps=T))
-    files += [save_strip(samples, out / "dreams.png"), save_gif(samples, out / "dreams.gif")]
+    files += [save_strip(samples, out / "dreams.png"), *save_videos(samples, out / "dreams.gif")]
     return files
 
 
@@ -75,7 +75,7 @@ def controller_showcase(model, data, out: Path, generator: torch.Generator | Non
     z = vision.derive({"x": b["x"][:, :T]})["x"]
     rows = dream_rows(memory, z, b["actions"][:, :T], generator, real=b["x"][:, :T])
     files = [save_strip(rows, out / "real_reconstruction_dream.png"),
-             save_gif(rows, out / "real_reconstruction_dream.gif")]
+             *save_videos(rows, out / "real_reconstruction_dream.gif")]
     run = _run(out.parent)
     if run is not None and run.metrics():
         files.append(cma_es_curve(run.metrics(), out / "cma_es.png"))
@@ -91,8 +91,8 @@ def controller_showcase(model, data, out: Path, generator: torch.Generator | Non
           f"{summary['mean']:.1f} +- {summary['std']:.1f} (min {summary['min']:.1f}, "
           f"max {summary['max']:.1f})")
     frames = model.play(seeds[0], record=True, steps=model.config.score_steps)[1]
-    files += [out / "score.json", save_gif([torch.stack(frames[::2]).float() / 255],
-                                            out / "controller.gif", ms=60)]
+    files += [out / "score.json", *save_videos([torch.stack(frames[::2]).float() / 255],
+                                                out / "controller.gif", ms=60)]
     return files
 
 
@@ -106,13 +106,7 @@ def real_scores(model, seeds: list[int], workers: int = 0) -> np.ndarray:
     theta = model.flat_parameters().numpy()[None]
     model.testing = True
     try:
-        if workers <= 1:
-            return score_block(model, theta, seeds)[0]
-        chunks = [c.tolist() for c in np.array_split(np.array(seeds), workers) if len(c)]
-        with ProcessPoolExecutor(len(chunks), mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=torch.set_num_threads, initargs=(1,)) as pool:
-            parts = pool.map(score_block, [model] * len(chunks), [theta] * len(chunks), chunks)
-            return np.concatenate([p[0] for p in parts])
+        return in_workers(functools.partial(score_block, model, theta), seeds, workers)[0]
     finally:
         model.testing = False
 
