@@ -11,6 +11,9 @@ store in the test's folder. Claims:
 - every registered family trains under 2 processes with the weights and floating-point buffers
   equal on both ranks, and a 2-process run cut after 2 steps and resumed by fresh trainers from
   its checkpoint ends with exactly the weights and per-rank state of an uninterrupted one;
+  so do the families that stand on trained runs (their components trained first, their
+  derived data made by rank 0 and read back by the other), and a family fitted by evolution
+  is refused under torchrun in one line;
 - ``genzoo train --devices 2`` runs torch's elastic launcher: one run folder, written by rank 0
   alone; a batch that does not divide among the processes is one line before anything starts.
 """
@@ -32,10 +35,13 @@ import torch.multiprocessing as mp
 from genzoo import config as C
 from genzoo import registry
 from genzoo.data.packed import pack
-from genzoo.training import Trainer
+from genzoo.errors import GenzooError
+from genzoo.training import Trainer, distributed
+from genzoo.training import checkpoint as ckpt
 from genzoo.training.launch import prepare, resolve
 from genzoo.training.run import RunDir
 
+from conftest import tiny_run
 from test_contract import CASES, CORPUS, DATA
 
 WORLD = 2
@@ -65,16 +71,16 @@ def _data(folder, modality) -> Path:
     return DATA[modality](folder)
 
 
-def _spec(name, data, storage="auto", **train):
+def _spec(name, data, storage="auto", overrides=(), **train):
     loop = dict(batch_size=8, log_every=1, eval_every=0, sample_every=0, checkpoint_every=0,
                 progress=False, device="cpu", **train)
-    return resolve(name, data=str(data), preset="tiny", train=loop,
+    return resolve(name, data=str(data), preset="tiny", train=loop, overrides=list(overrides),
                    data_options={"holdout": 8, "storage": storage, "workers": 1})
 
 
 def _build(spec):
-    model, train, held = prepare(spec, progress=False, log=lambda *_: None)
-    return model, train, held
+    with distributed.main_first():      # as launch.train: rank 0 derives and caches data first
+        return prepare(spec, progress=False, log=lambda *_: None)
 
 
 def _state(trainer) -> dict[str, torch.Tensor]:
@@ -149,10 +155,22 @@ def _equal_on_ranks(trainer) -> list[str]:
     return [k for k in mine if any(not torch.equal(mine[k], o[k]) for o in everyone)]
 
 
+def _own_buffers_saved(trainer, rank, name):
+    """Each rank's own (integer) buffers are in the checkpoint, under its rank; an EBM's replay
+    buffers, chains of each rank's own noise, differ between the ranks."""
+    tensors, _ = ckpt.load(trainer.run.latest_checkpoint())
+    for k, v in distributed.rank_local_buffers(trainer.model).items():
+        saved = tensors[f"rank.{rank}.model.{k}" if rank else f"model.{k}"]
+        assert torch.equal(saved, v.cpu()), f"{name}: rank {rank}'s {k} is not what it saved"
+        if k == "replay_bits":
+            other = tensors[f"rank.{1 - rank}.model.{k}" if 1 - rank else f"model.{k}"]
+            assert not torch.equal(saved, other), f"{name}: the ranks share one replay buffer"
+
+
 def _every_family(rank, folder, cases):
-    for name, modality, data in cases:
+    for name, modality, data, overrides in cases:
         where = folder / name / modality
-        spec = _spec(name, data, steps=4)
+        spec = _spec(name, data, overrides=overrides, steps=4)
         model, train, held = _build(spec)
         whole = Trainer(model, train, spec.train, held_out=held)
         whole.fit()
@@ -168,6 +186,7 @@ def _every_family(rank, folder, cases):
             first.train_step()
         first.save()
         dist.barrier()
+        _own_buffers_saved(first, rank, name)
         model, train, held = _build(spec)
         resumed = Trainer(model, train, spec.train, run=run, held_out=held,
                           description=spec.to_dict())
@@ -179,16 +198,53 @@ def _every_family(rank, folder, cases):
         (folder / f"done{rank}").open("a").write(f"{name}-{modality}\n")
 
 
+def _needs_runs(name) -> list[str]:
+    """The trained runs a family cannot do without (optional components stay unset)."""
+    entry = registry.get(name)
+    return [r for r in C.run_refs(entry.config) if r not in entry.cls.optional_components]
+
+
 def test_every_family_trains_under_two_processes_and_resumes_exactly(tmp_path):
     cases = []
     for p in CASES:
         name, modality = p.values
-        if C.run_refs(registry.get(name).config):
-            continue        # stands on trained runs: the contract test does not build those yet
-        cases.append((name, modality, _data(tmp_path / name / modality, modality)))
+        if _needs_runs(name):
+            continue        # stands on trained runs: the test below
+        cases.append((name, modality, _data(tmp_path / name / modality, modality), ()))
     _spawn(_every_family, tmp_path, cases)      # a failure on a rank raises here
     for r in range(WORLD):
-        assert (tmp_path / f"done{r}").read_text().split() == [f"{n}-{m}" for n, m, _ in cases]
+        assert (tmp_path / f"done{r}").read_text().split() == [f"{n}-{m}" for n, m, _, _ in cases]
+
+
+def test_families_on_trained_runs_train_under_two_processes_and_resume_exactly(tmp_path):
+    """Their components trained first, in this process; then rank 0 derives the data through
+    the frozen component and caches it, the other rank reads it back, and each family trains
+    as the others do above. Every family that stands on runs and trains by gradient is here
+    but world_m, whose rollouts come from an environment."""
+    images, captioned = _data(tmp_path / "image", "image"), _data(tmp_path, "captioned-image")
+    runs = {f: tiny_run(f, data, tmp_path / "runs" / f, steps=2, batch_size=8).path
+            for f, data in (("vqvae", images), ("kl_autoencoder", captioned), ("clip", captioned))}
+    cases = [("vq_prior", "image", images, [f"first_stage={runs['vqvae']}"]),
+             ("latent_diffusion", "captioned-image", captioned,
+              [f"first_stage={runs['kl_autoencoder']}", f"text_encoder={runs['clip']}"]),
+             ("unclip", "captioned-image", captioned, [f"clip={runs['clip']}"])]
+    standing = {n for n, e in registry.families().items()
+                if _needs_runs(n) and e.cls.fit_with == "gradient"}
+    assert standing - {c[0] for c in cases} == {"world_m"}, "a new family on runs: add it here"
+    _spawn(_every_family, tmp_path, cases)
+    for r in range(WORLD):
+        assert (tmp_path / f"done{r}").read_text().split() == [f"{n}-{m}" for n, m, _, _ in cases]
+
+
+def test_a_family_fitted_by_evolution_is_refused_under_torchrun(monkeypatch):
+    from genzoo.training import launch
+    monkeypatch.setattr(distributed, "setup", lambda kind: None)
+    monkeypatch.setattr(distributed, "active", lambda: True)      # as under torchrun
+    monkeypatch.setattr(distributed, "is_main", lambda: True)
+    spec = resolve("world_c", data="digits", overrides=["vision=v", "memory=m"])
+    with pytest.raises(GenzooError, match="world_c: trained by evolution, it runs in one process"):
+        launch.train(spec, "never", progress=False, log=lambda *_: None)
+    assert not Path("never").exists()
 
 
 # -- the command ------------------------------------------------------------------------------

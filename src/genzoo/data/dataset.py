@@ -36,6 +36,11 @@ class TensorDataset:
         return len(self.x)
 
     @property
+    def source_spec(self) -> str:
+        """The data spec it came from (what a streamed dataset answers too)."""
+        return self.source
+
+    @property
     def shape(self) -> tuple[int, ...]:
         """Shape of one item."""
         return tuple(self.x.shape[1:])

@@ -1,9 +1,9 @@
 """Image folders and archives too large for memory, decoded on demand (see streaming.py).
 
-The listing is the in-memory reader's (:func:`genzoo.data.images.arrange`: the same images, the
-same fixed shuffled order, the same labels), so a streamed folder trains exactly as the same
-folder held in memory. What a one-pass reader learns from every image, a stream fixes from a
-probe of the first images instead: their size (unless ``--image-size`` says; an image of
+The listing is the in-memory reader's (:func:`genzoo.data.image_files.arrange`: the same
+images, the same fixed shuffled order, the same labels), so a streamed folder trains exactly as
+the same folder held in memory. What a one-pass reader learns from every image, a stream fixes
+from a probe of the first images instead: their size (unless ``--image-size`` says; an image of
 another size is then an error naming it) and their channels (RGB if any probed image is in
 colour, unless ``data.channels`` says; a later image is converted to them).
 """
@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from genzoo.data import DataOptions
-from genzoo.data import images as I
+from genzoo.data import image_files as I
+from genzoo.data.image_adapt import adapt_images
 from genzoo.data.random_access import FileIndex, random_access
 from genzoo.data.streaming import Field, StreamingDataset, budget, streams, why
 from genzoo.errors import GenzooError
@@ -72,7 +73,7 @@ class FileImages:
         self.shape = tuple(self._adapt(probe[0], entries[0]).shape)
         self.note = None
         if self.shape[1:] != tuple(self.size) or options.channels:
-            _, self.note = I.adapt_images(np.zeros((1, 3 if self.colour else 1, *self.size),
+            _, self.note = adapt_images(np.zeros((1, 3 if self.colour else 1, *self.size),
                                                    np.uint8), options.image_size,
                                           options.resize, options.channels)
 
@@ -106,6 +107,6 @@ class FileImages:
             raise GenzooError(f"{self._where(name)}: is {t.shape[2]}x{t.shape[1]}, the first "
                               f"images {self.size[1]}x{self.size[0]}; pass --image-size N to "
                               "bring them to one size")
-        x, _ = I.adapt_images(t[None].contiguous(), self.options.image_size, self.options.resize,
+        x, _ = adapt_images(t[None].contiguous(), self.options.image_size, self.options.resize,
                               self.channels)
         return x[0]

@@ -17,8 +17,7 @@ from typing import Callable
 import torch
 
 from genzoo.data.cache import cache_dir, content_hash  # noqa: F401 (re-exported)
-
-
+from genzoo.data.passes import fields_hash
 
 
 def tensors_hash(tensors: dict[str, torch.Tensor]) -> str:
@@ -30,14 +29,18 @@ def tensors_hash(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def reference_features(x: torch.Tensor, fingerprint: str,
+def reference_features(x, fingerprint: str,
                        compute: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, bool]:
     """(features of the reference items ``x``, whether they came from the cache).
 
-    ``compute()`` is called only on a miss; its result is written atomically (temp + rename).
+    ``x``: a tensor of items, or a dataset (keyed by its items as stored, read a batch at a time
+    if it is streamed). ``compute()`` is called only on a miss; its result is written
+    atomically (temp + rename).
     """
     from safetensors.torch import load_file, save_file
-    key = hashlib.sha256(f"{content_hash(x)}|{fingerprint}".encode()).hexdigest()[:32]
+    content = (content_hash(x) if isinstance(x, torch.Tensor)
+               else "dataset:" + fields_hash(x)["x"])
+    key = hashlib.sha256(f"{content}|{fingerprint}".encode()).hexdigest()[:32]
     path = cache_dir() / "reference" / f"{key}.safetensors"
     if path.is_file():
         try:

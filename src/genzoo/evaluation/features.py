@@ -26,6 +26,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from genzoo.data.passes import batches
 from genzoo.errors import GenzooError
 
 
@@ -43,6 +44,11 @@ class Extractor:
         out = [self.fn(x[i:i + self.batch_size]).float().flatten(1).cpu()
                for i in range(0, len(x), self.batch_size)]
         return torch.cat(out)
+
+    def over(self, ds) -> torch.Tensor:
+        """Features of every item of dataset ``ds``, read a batch at a time (it may be streamed:
+        only a few batches of its items are ever in memory)."""
+        return torch.cat([self(b["x"].float()) for b in batches(ds, self.batch_size)])
 
     @property
     def distance_name(self) -> str:

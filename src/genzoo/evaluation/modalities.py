@@ -73,10 +73,12 @@ def get(modality: str) -> Evaluator | None:
     return _EVALUATORS.get(modality)
 
 
-def feature_metrics(ex: Extractor, samples: torch.Tensor, reference: torch.Tensor,
-                    train: torch.Tensor | None, seed: int = 0) -> dict:
-    """FD (FID in the standard space), KID, precision/recall and novelty in the space of ``ex``."""
-    f_ref, cached = reference_features(reference, ex.fingerprint, lambda: ex(reference))
+def feature_metrics(ex: Extractor, samples: torch.Tensor, reference, train=None,
+                    seed: int = 0) -> dict:
+    """FD (FID in the standard space), KID, precision/recall and novelty in the space of ``ex``.
+    ``reference`` and ``train`` are datasets (in memory or streamed: their features are taken
+    a batch at a time, and cached by content); ``train`` None: no novelty."""
+    f_ref, cached = reference_features(reference, ex.fingerprint, lambda: ex.over(reference))
     f_gen = ex(samples)
     m = min(1000, len(f_ref), len(f_gen))
     kid_mean, kid_std = frechet.kid(f_ref, f_gen, subsets=100, subset_size=m, seed=seed)
@@ -85,7 +87,7 @@ def feature_metrics(ex: Extractor, samples: torch.Tensor, reference: torch.Tenso
                "kid": kid_mean, "kid_std": kid_std, "precision": precision, "recall": recall}
     nov, notes = {}, [ex.note] if ex.note else []
     if train is not None:
-        f_train, _ = reference_features(train, ex.fingerprint, lambda: ex(train))
+        f_train, _ = reference_features(train, ex.fingerprint, lambda: ex.over(train))
         nov = {**N.novelty(f_gen, f_train, f_ref).to_dict(), "space": ex.name}
         notes.append(N.verdict(nov, ex.name))
     return {"features": {"name": ex.name, "is_fid": ex.is_fid, "cached_reference": cached},
@@ -105,17 +107,14 @@ def to_shape(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
 
 @evaluator("image", shared_reference=True)
 def images(s: Samples) -> dict:
-    ref_x = s.reference.batch(torch.arange(len(s.reference)))["x"]
-    shape = tuple(ref_x.shape[1:])
+    shape = tuple(s.reference.shape)
     x, notes = s.x, []
     if tuple(x.shape[1:]) != shape:
         notes.append(f"samples {tuple(x.shape[1:])} brought to the reference's {shape}")
         x = to_shape(x, shape)
-    train_x = None
-    if s.train is not None:
-        train_x = s.train.batch(torch.arange(min(len(s.train), NOVELTY_TRAIN_MAX)))["x"]
-    out = feature_metrics(get_extractor(s.features, shape, s.device), x.float().cpu(), ref_x,
-                          train_x, s.seed)
+    train = s.train.head(min(len(s.train), NOVELTY_TRAIN_MAX)) if s.train is not None else None
+    out = feature_metrics(get_extractor(s.features, shape, s.device), x.float().cpu(),
+                          s.reference, train, s.seed)
     out["notes"] = notes + out["notes"]
     return out
 
@@ -123,5 +122,4 @@ def images(s: Samples) -> dict:
 @evaluator("points")
 def points(s: Samples) -> dict:
     ex = Extractor(f"raw points ({s.x[0].numel()}-d)", lambda x: x.flatten(1), "raw:points")
-    train_x = s.train.x.float() if s.train is not None else None
-    return feature_metrics(ex, s.x.float().cpu(), s.reference.x.float(), train_x, s.seed)
+    return feature_metrics(ex, s.x.float().cpu(), s.reference, s.train, s.seed)

@@ -22,6 +22,7 @@ import torch
 from genzoo import config as C
 from genzoo import data as D
 from genzoo import registry
+from genzoo.data import passes
 from genzoo.errors import GenzooError
 from genzoo.evaluation import modalities
 from genzoo.models.base import Family
@@ -31,6 +32,7 @@ from genzoo.training.run import RunDir, load_model
 from genzoo.training.trainer import resolve_device
 
 SAMPLE_BATCH = 500          # samples drawn per call of Family.sample
+HELD_OUT_BATCH = 250        # held-out items per call of Family.evaluate
 
 
 def load_reference(description: dict, data: str | None = None):
@@ -113,7 +115,8 @@ def draw(model: Family, n: int, seed: int = 0, options: dict | None = None
 
 
 @torch.no_grad()
-def held_out_scalars(model: Family, held, n: int, batch_size: int = 250, seed: int = 0) -> dict:
+def held_out_scalars(model: Family, held, n: int, batch_size: int | None = None,
+                     seed: int = 0) -> dict:
     """Mean of the family's ``evaluate`` scalars over up to ``n`` held-out items (fixed seed)."""
     if held is None or type(model).evaluate is Family.evaluate:
         return {}       # only the default (training loss): nothing held-out-specific to report
@@ -121,13 +124,12 @@ def held_out_scalars(model: Family, held, n: int, batch_size: int = 250, seed: i
     count = 0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for start in range(0, min(n, len(held)), batch_size):
-            idx = torch.arange(start, min(n, len(held), start + batch_size))
-            batch = {k: v.to(model.device) for k, v in held.batch(idx).items()}
-            out = model.evaluate(batch)
+        for batch in passes.batches(held, batch_size or HELD_OUT_BATCH, limit=n):  # may stream
+            batch = {k: v.to(model.device) for k, v in batch.items()}
+            out, size = model.evaluate(batch), len(batch["x"])
             for k, v in out.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
-            count += len(idx)
+                sums[k] = sums.get(k, 0.0) + float(v) * size
+            count += size
     return {k: v / count for k, v in sums.items()}
 
 
@@ -170,7 +172,7 @@ def evaluate_run(run_dir, *, data: str | None = None, features: str | None = Non
     result = {"run": str(run.path), "family": model.family_name, "taxonomy": entry.taxonomy,
               "modality": info.modality, "parameters": model.num_parameters(),
               "steps": ckpt.get("step"), "data": data or description["data"]["spec"],
-              "reference": {"source": held.source, "items": len(held)}, "n_samples": n,
+              "reference": {"source": held.source_spec, "items": len(held)}, "n_samples": n,
               "training_seconds": training_seconds(run), "notes": []}
     options = fast_options(model) if fast else {}
     result["sample_options"] = options

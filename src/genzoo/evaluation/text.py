@@ -16,7 +16,10 @@ from typing import Iterable, Sequence
 
 import torch
 
+from genzoo.data.passes import batches
 from genzoo.evaluation.modalities import Samples, evaluator
+
+ROWS = 1024             # dataset rows decoded at a time
 
 
 def ngrams(seq: Sequence, n: int) -> list[tuple]:
@@ -78,7 +81,10 @@ def measure(s: Samples) -> dict:
     """Word n-gram novelty and repetition of the samples, beside the held-out text's."""
     def words(x):
         return [t.split() for t in _texts(x, s.info)]
-    ref = words(s.reference.x)
-    train = words(s.train.x) if s.train is not None else ref
+
+    def rows(ds):       # a dataset's rows, a batch at a time (it may be streamed)
+        return [w for b in batches(ds, ROWS) for w in words(b["x"])]
+    ref = rows(s.reference)
+    train = rows(s.train) if s.train is not None else ref
     return {"features": {"name": "word n-grams", "is_fid": False, "cached_reference": False},
             "metrics": text_statistics(words(s.x), train, ref)}

@@ -14,6 +14,8 @@ the content hash of (data, component checkpoint), so the next stage, or a resume
 from __future__ import annotations
 
 import hashlib
+import math
+import os
 from pathlib import Path
 
 import torch
@@ -21,7 +23,8 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from genzoo import config as C
-from genzoo.data.cache import cache_dir, content_hash
+from genzoo.data import passes
+from genzoo.data.cache import cache_dir
 from genzoo.data.dataset import TensorDataset
 from genzoo.errors import GenzooError
 from genzoo.models.base import DataInfo, Family
@@ -109,16 +112,16 @@ def derived_data(ref: str, progress: bool = True, log=print) -> TensorDataset:
     return derive(D.load(source.data_spec, source.data), model, comp, progress=progress, log=log)
 
 
-def derive(ds: TensorDataset, component: Family, comp: Component, batch_size: int = 256,
+def derive(ds, component: Family, comp: Component, batch_size: int = 256,
            progress: bool = True, log=print) -> TensorDataset:
     """``ds`` passed through ``component.derive``, cached by the content hash of both (every
     field of the items, since derive() sees them all). Fields it does not return are carried
-    over from ``ds`` unchanged (a caption beside the latents of its image)."""
+    over from ``ds`` unchanged (a caption beside the latents of its image). ``ds`` may be
+    streamed (read a batch at a time); what derive() returns is held in memory."""
     if type(component).derive is Family.derive:
         raise GenzooError(f"{comp.path}: a {comp.family} run derives no data (its family has no "
                           f"derive()), so it cannot be this stage's component")
-    fields = {"x": ds.x, **ds.items, **({"y": ds.y} if ds.y is not None else {})}
-    data_key = hashlib.sha256("".join(f"{k}:{content_hash(v)}" for k, v in sorted(fields.items()))
+    data_key = hashlib.sha256("".join(f"{k}:{h}" for k, h in sorted(passes.fields_hash(ds).items()))
                               .encode()).hexdigest()
     key = data_key[:20] + "-" + comp.sha256[:20]
     path = cache_dir() / "derived" / f"{key}.safetensors"
@@ -131,32 +134,32 @@ def derive(ds: TensorDataset, component: Family, comp: Component, batch_size: in
     device = component.device
     parts: dict[str, list[torch.Tensor]] = {}
     # about 2^24 values a batch: 256 images, but a few episodes of a world model's rollouts
-    batch_size = max(1, min(batch_size, (1 << 24) // max(1, ds.x[0].numel())))
-    starts = range(0, len(ds), batch_size)
+    batch_size = max(1, min(batch_size, (1 << 24) // max(1, math.prod(ds.shape))))
     with torch.no_grad():
-        for s in tqdm(starts, disable=not progress, desc=f"encoding through {comp.path}",
-                      unit="batch", dynamic_ncols=True):
-            idx = torch.arange(s, min(len(ds), s + batch_size), device=ds.x.device)
-            batch = {k: v.to(device) for k, v in ds.batch(idx).items()}
+        for batch in tqdm(passes.batches(ds, batch_size), total=-(-len(ds) // batch_size),
+                          disable=not progress, desc=f"encoding through {comp.path}",
+                          unit="batch", dynamic_ncols=True):
+            batch = {k: v.to(device) for k, v in batch.items()}
             for k, v in component.derive(batch).items():
                 parts.setdefault(k, []).append(v.detach().cpu())
     tensors = {k: torch.cat(v) for k, v in parts.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    ckpt_tmp = path.with_name(".tmp-" + path.name)
+    ckpt_tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")     # writers may race
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(ckpt_tmp))
     ckpt_tmp.replace(path)
     log(f"data: {len(ds)} items encoded through {comp.path} (cached as {path.name})")
     return _dataset(tensors, ds, component, comp)
 
 
-def _dataset(tensors: dict, ds: TensorDataset, component: Family, comp: Component) -> TensorDataset:
+def _dataset(tensors: dict, ds, component: Family, comp: Component) -> TensorDataset:
     if "x" not in tensors:
         raise GenzooError(f"{comp.path}: its derive() must return a field 'x'")
     made = {k: v for k, v in tensors.items() if k not in ("x", "y")}
-    items = {**{k: v for k, v in ds.items.items() if k not in made}, **made}
+    carried = passes.gather(ds, [k for k in ds.items if k not in made])
+    items = {**carried, **made}
     modality = {k: m for k, m in ds.meta.get("field_modality", {}).items() if k not in made}
     meta = {"derived_from": comp.path, "source_info": DataInfo.of(ds).to_dict(),
             "field_modality": modality, **component.derived_meta()}
-    return TensorDataset(x=tensors["x"], modality=component.derived_modality, source=ds.source,
-                         y=ds.y, class_names=ds.class_names, meta=meta,
-                         items={k: v.to(tensors["x"].device) for k, v in items.items()})
+    return TensorDataset(x=tensors["x"], modality=component.derived_modality,
+                         source=ds.source_spec, y=passes.labels(ds), class_names=ds.class_names,
+                         meta=meta, items={k: v.to(tensors["x"].device) for k, v in items.items()})
