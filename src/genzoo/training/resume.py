@@ -121,6 +121,7 @@ class Checkpoints:
         self.batches.load(desc["batches"])
         _set_rng_state({k: v.cpu() for k, v in tensors.items() if k.startswith("rng.")}, desc["rng"])
         self.step = desc["step"]
+        self.model.steps_done = self.step
         self.last_metrics = desc.get("metrics", {})
         self._load_rank_state(tensors, desc)
         self._stream = None

@@ -9,6 +9,7 @@ uses the Trainer's ``model``, ``cfg``, ``data``, ``batches``, ``dist``, ``run`` 
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import torch
 
@@ -35,6 +36,10 @@ class ObjectiveSteps:
                 raise GenzooError(f"objective {o.name} shares the optimiser of {o.shares!r}, "
                                   f"which has none (objectives: {', '.join(names)})")
         self._opt = [self.optimizers[owners.index(o.shares or o.name)] for o in self.objectives]
+        # the step each starts at: a sharer also waits for its owner (whose optimiser it moves)
+        start = {o.name: o.start for o in self.objectives}
+        self._start = [max(o.start, start[o.shares]) if o.shares else o.start
+                       for o in self.objectives]
         # with several players, each trains only its own parameters (ids, found once)
         self._own = [{id(p) for p in o.parameters()} for o in self.objectives]
         f = lr_factor(config, self.total)
@@ -110,11 +115,12 @@ class ObjectiveSteps:
 
     def train_step(self) -> dict[str, float]:
         self.model.train()
+        self.model.steps_done = self.step
         logs: dict[str, torch.Tensor] = {}
         several = len(self.objectives) > 1
-        for obj, opt, mine in zip(self.objectives, self._opt, self._own):
-            if self.step % obj.every:
-                continue                  # a lazy objective waits for its step
+        for obj, opt, mine, start in zip(self.objectives, self._opt, self._own, self._start):
+            if not obj.runs_at(self.step, start):
+                continue    # a lazy objective waits for its step, a late one for its start
             if several:     # gradients only for this player's (trainable) parameters
                 for p, trainable in self._trainable:
                     p.requires_grad_(trainable and id(p) in mine)
@@ -129,12 +135,15 @@ class ObjectiveSteps:
                 p.requires_grad_(trainable)
         if self.nonfinite_skipped:
             logs["nonfinite_skipped"] = torch.tensor(float(self.nonfinite_skipped))
-        for s in self.schedulers:
-            s.step()
+        with warnings.catch_warnings():   # a late objective's optimiser has not stepped yet:
+            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
+            for s in self.schedulers:     # its lr follows the run's schedule all the same
+                s.step()
         if self.dist is not None:
             self.dist.sync_state(self.model)
         if self.ema is not None:
             self.ema.update()
         self.step += 1
+        self.model.steps_done = self.step
         return logs
 
