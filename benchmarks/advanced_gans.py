@@ -1,8 +1,28 @@
 r"""Benchmarks of the advanced GANs (issue 12): quality at equal wall time, and speed.
 
-Quality: every family trains on the same prepared data for the same wall-clock minutes, then
-is measured alike (``genzoo eval``'s FD, KID, precision/recall in a named feature space, the
-novelty check, the collapse indicator) against the same held-out images:
+Quality: every family of one command trains on the same prepared data for the same
+wall-clock minutes, then is measured alike (``genzoo eval``'s FD, KID, precision/recall in a
+named feature space, the novelty check, the collapse indicator) against the same held-out
+images. A command is resumable: run it again after a kill and each run continues from its
+last checkpoint for what is left of its minutes; finished runs and their evaluations are
+reused. After each run it rewrites its own section (keyed by data, families and minutes) of
+benchmarks/results/advanced_gans.md: the command, the machine, the load average around each
+run, the table.
+
+The plan for this issue's share of the lead's CPU time (about 35 minutes, in this order):
+
+    # A (~23 min): StyleGAN2 + DiffAugment against DCGAN and WGAN-GP at equal wall time on
+    # small "own" data (1,200 flowers at 32x32), in a classifier's features (2 min to train)
+    OMP_NUM_THREADS=2 python -m benchmarks.advanced_gans quality --data flowers32 \
+        --families stylegan2:cpu,dcgan:small,wgan_gp:small --minutes 6 --features-minutes 2 -n 1000
+    # B (~12 min): the VQ target on CIFAR-10 (recon NMSE <= 0.07, perplexity >= 400 of 512)
+    # with the PatchGAN on after its warm-up; pixel-space FD (the codes, not FD, are the target)
+    OMP_NUM_THREADS=2 python -m benchmarks.advanced_gans quality --data cifar10 \
+        --families vqgan:small --minutes 10 --features pixels -n 500
+    # C (~3 min): the speed entries (below), 2 repeats
+    OMP_NUM_THREADS=2 python -m benchmarks.advanced_gans speed --quick
+
+Left for a larger budget (the issue's full targets, each one command):
 
     OMP_NUM_THREADS=2 python -m benchmarks.advanced_gans quality --data flowers32 --minutes 30
     OMP_NUM_THREADS=2 python -m benchmarks.advanced_gans quality --data flowers64 --minutes 30
@@ -11,9 +31,10 @@ novelty check, the collapse indicator) against the same held-out images:
     OMP_NUM_THREADS=2 python -m benchmarks.advanced_gans quality --data cifar10 \
         --families vqgan:small+prior,vqvae:small+prior --minutes 10 --prior-minutes 5
     # options: --families FAMILY:PRESET,... (default: stylegan2:cpu, progan:cpu, dcgan:sagan,
-    #   dcgan:small, wgan_gp:small), --features classifier:RUN_DIR | inception:PATH (default:
-    #   a classifier trained first on the data's labels for --features-minutes), -n samples,
-    #   --out DIR, --datasets DIR; --smoke: tiny presets and seconds, to check the wiring
+    #   dcgan:small, wgan_gp:small), --features classifier:RUN_DIR | inception:PATH | pixels
+    #   (default: a classifier trained first on the data's labels for --features-minutes),
+    #   -n samples, --out DIR, --datasets DIR, --results FILE; --smoke: tiny presets and
+    #   3 steps, to check the wiring (writes no results file)
 
 Data: ``flowers32`` / ``flowers64`` are the 1,500 flowers (shuffled with seed 0, the last 300
 held out, so the held-out set spans the five classes), ``cifar10`` the 50,000 CIFAR-10 training
@@ -25,13 +46,16 @@ of sampling):
 
     OMP_NUM_THREADS=2 python -m benchmarks.advanced_gans speed [--quick] [--families progan,...]
 
-Prints the machine and its load before and after; numbers taken under load are worthless.
+Prints the machine and its load before and after, and rewrites the speed section of the
+results file; numbers taken under load are worthless.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -70,18 +94,52 @@ def prepare(a) -> tuple[str, str, int, int]:
 
 def train_one(family: str, preset: str, data: str, side: int, holdout: int, minutes: float,
               out: Path, model: dict | None = None, smoke: bool = False) -> tuple[Path, float]:
-    """Train into ``out`` for ``minutes`` of wall time (a finished run there is reused)."""
-    if (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("*.safetensors")):
-        return out, float("nan")
-    steps = 3 if smoke else 10 ** 9
-    spec = launch.resolve(family, data=data, preset="tiny" if smoke else (preset or None),
-                          train={"steps": steps, "max_minutes": 0 if smoke else minutes,
-                                 "sample_every": 0 if smoke else 500, "eval_every": 0},
-                          data_options={"holdout": holdout, "image_size": side},
-                          config={"model": model or {}})
-    t = time.perf_counter()
-    launch.train(spec, out, **QUIET)
-    return out, time.perf_counter() - t
+    """Train into ``out`` for ``minutes`` of wall time, resumably: out/bench.json keeps the
+    seconds spent. A run killed part-way continues from its last checkpoint for what is left of
+    its minutes (the time after that checkpoint is lost and not counted); a finished run is
+    reused."""
+    book = out / "bench.json"
+    state = json.loads(book.read_text()) if book.exists() else {"seconds": 0.0}
+    if state.get("done"):
+        return out, state["seconds"]
+    last = RunDir(out).latest_checkpoint() if (out / "config.yaml").exists() else None
+    if "started" in state:                      # killed: its time up to its last checkpoint
+        state["seconds"] += max(0.0, last.stat().st_mtime - state.pop("started")) if last else 0
+    left = 3.0 if smoke else minutes * 60 - state["seconds"]
+    if last is not None and left <= 0:
+        book.write_text(json.dumps({**state, "done": True}))
+        return out, state["seconds"]
+    budget = {"max_minutes": 0 if smoke else left / 60}
+    if last is not None:
+        spec = launch.resume_description(out, changes=budget)
+    else:
+        shutil.rmtree(out, ignore_errors=True)  # killed before its first checkpoint: anew
+        spec = launch.resolve(family, data=data, preset="tiny" if smoke else (preset or None),
+                              train={"steps": 3 if smoke else 10 ** 9, **budget,
+                                     "checkpoint_every": 100, "sample_every": 0 if smoke else 500,
+                                     "eval_every": 0},
+                              data_options={"holdout": holdout, "image_size": side},
+                              config={"model": model or {}})
+    out.mkdir(parents=True, exist_ok=True)
+    state["started"] = time.time()
+    book.write_text(json.dumps(state))
+    launch.train(spec, out, resume=last is not None, **QUIET)
+    state["seconds"] += time.time() - state.pop("started")
+    book.write_text(json.dumps({**state, "done": True}))
+    return out, state["seconds"]
+
+
+def evaluate_once(run: Path, features: str, n: int) -> dict:
+    """``genzoo eval``'s measures of a finished run, kept in run/bench_eval.json."""
+    path = run / "bench_eval.json"
+    key = {"features": features, "n": n}
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved.get("key") == key:
+            return saved["result"]
+    result = evaluate_run(run, features=features, n=n)
+    path.write_text(json.dumps({"key": key, "result": result}, default=str))
+    return result
 
 
 def feature_space(a, data: str, side: int, holdout: int, root: Path) -> str:
@@ -96,27 +154,61 @@ def quality(a) -> None:
     name, data, side, holdout = prepare(a)
     root = Path(a.out) / name
     features = feature_space(a, data, side, holdout, root)
-    rows = []
-    for item in a.families.split(","):
+    rows, items = [], a.families.split(",")
+    for item in items:
         family, _, preset = item.partition(":")
         preset, plus, _ = preset.partition("+")          # "+prior": a GPT prior after it
         folder = root / "runs" / f"{family}-{preset or 'default'}"
+        load0 = os.getloadavg()[0]
         run, wall = train_one(family, preset, data, side, holdout, a.minutes, folder,
                               smoke=a.smoke)
+        first = None
         if plus:
             prior, wall2 = train_one("vq_prior", "", data, side, holdout, a.prior_minutes,
                                      folder.with_name(folder.name + "-prior"),
                                      model={"first_stage": str(run)}, smoke=a.smoke)
-            first = evaluate_run(run, features=features, n=a.n)
+            first = evaluate_once(run, features, a.n)
             run, wall = prior, wall + wall2
-        result = evaluate_run(run, features=features, n=a.n)
-        rows.append(row(f"{family}:{preset or 'default'}{plus and '+prior'}", run, wall,
-                        result, first if plus else None))
+        result = evaluate_once(run, features, a.n)
+        rows.append({**row(f"{family}:{preset or 'default'}{plus and '+prior'}", run, wall,
+                           result, first), "load": f"{load0:.1f}-{os.getloadavg()[0]:.1f}"})
         print(markdown(rows[-1:]), flush=True)
+        if a.results and not a.smoke:
+            write_section(a.results, f"quality {name} {a.families} {a.minutes:g}",
+                          report(a, name, features, rows, len(items)))
     (root / "results.json").write_text(json.dumps(rows, indent=1))
-    (root / "results.md").write_text(f"{machine()}\n\nfeatures: {features}\n\n" + markdown(rows))
+    (root / "results.md").write_text(report(a, name, features, rows, len(items)))
     budget = "smoke (3 steps each)" if a.smoke else f"{a.minutes} min each"
     print(f"\n{name}, {budget}, features {features}:\n" + markdown(rows))
+
+
+def report(a, name: str, features: str, rows: list[dict], planned: int) -> str:
+    """The markdown section of one quality command: what ran, where, under what load."""
+    extra = f", the prior {a.prior_minutes:g} min more" if "+prior" in a.families else ""
+    done = "" if len(rows) == planned else f" (partial: {len(rows)} of {planned} runs so far)"
+    command = "OMP_NUM_THREADS=2 python -m benchmarks.advanced_gans " + " ".join(sys.argv[1:])
+    return (f"## {name}: {a.minutes:g} wall-clock minutes of training each{extra}{done}\n\n"
+            f"    {command}\n\nMeasured {time.strftime('%Y-%m-%d %H:%M')} on {machine()}; "
+            f"`load` is the 1-minute load average before-after each run (2 = both cores busy: "
+            f"above it the run shared the machine and its minutes bought fewer steps). "
+            f"Features: {features}; {a.n} samples per model.\n\n" + markdown(rows) + "\n")
+
+
+def write_section(path: str, key: str, text: str) -> None:
+    """Put ``text`` into the markdown file ``path`` under ``key``, replacing that key's old
+    section (so that a rerun or a resumed command updates its own table only)."""
+    file = Path(path)
+    old = file.read_text() if file.exists() else (
+        "# Advanced GANs (issue 12): measured numbers\n\nWritten by "
+        "`python -m benchmarks.advanced_gans` (see its docstring for the plan).\n")
+    begin, end = f"<!-- {key} -->", f"<!-- end {key} -->"
+    block = f"{begin}\n{text}{end}\n"
+    if begin in old and end in old:
+        new = old[:old.index(begin)] + block + old[old.index(end) + len(end) + 1:]
+    else:
+        new = old.rstrip("\n") + "\n\n" + block
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(new)
 
 
 def row(label: str, run: Path, wall: float, result: dict, first: dict | None) -> dict:
@@ -149,22 +241,31 @@ SPEED = [  # family, preset, model settings (progan: past its schedule, the full
 def speed(a) -> None:
     data = synthetic_images(512, 3, 32)
     modes = [{"precision": "fp32"}, {"precision": "bf16"}]
+    load0, text = os.getloadavg()[0], []
     for family, preset, model in SPEED:
         if a.families and family not in a.families.split(","):
             continue
         rows = modes_table(family, data, modes, preset=preset, model=model, batch_size=32,
                            steps=a.steps, repeats=2 if a.quick else 3)
-        print(f"\n{family} ({preset}), training at batch 32, 32x32 RGB; speedup = bf16 / fp32:")
-        print(markdown(rows, ["family", "preset", "precision", "params", "steps_per_s",
-                              "items_per_s", "speedup", "peak_mem_mb", "spread"]), flush=True)
+        text.append(f"{family} ({preset}), training at batch 32, 32x32 RGB; speedup = bf16 / "
+                    f"fp32:\n\n" + markdown(rows, ["family", "preset", "precision", "params",
+                                                   "steps_per_s", "items_per_s", "speedup",
+                                                   "peak_mem_mb", "spread"]))
+        print("\n" + text[-1], flush=True)
         if family == "vqgan":
             continue
         net = build(family, data, preset, **model)
         if family == "progan":
             net.shown.fill_(10 ** 9)
         rows = [measure_sampling(net, 256, repeats=2 if a.quick else 5)]
-        print(f"{family}: sampling 256 images: " + markdown(rows, ["n", "samples_per_s",
-                                                                    "peak_mem_mb"]))
+        text.append(f"{family}: sampling 256 images:\n\n" + markdown(rows, ["n", "samples_per_s",
+                                                                          "peak_mem_mb"]))
+        print(text[-1], flush=True)
+    if a.results:
+        command = "OMP_NUM_THREADS=2 python -m benchmarks.advanced_gans " + " ".join(sys.argv[1:])
+        write_section(a.results, "speed", f"## Speed\n\n    {command}\n\nMeasured "
+                      f"{time.strftime('%Y-%m-%d %H:%M')} on {machine()}, load "
+                      f"{load0:.1f}-{os.getloadavg()[0]:.1f}.\n\n" + "\n\n".join(text) + "\n")
 
 
 def main() -> None:
@@ -181,10 +282,15 @@ def main() -> None:
     q.add_argument("--datasets", default=os.environ.get("GENZOO_DATASETS", "../shared/datasets"))
     q.add_argument("--out", default="/tmp/advanced-gans")
     q.add_argument("--smoke", action="store_true", help="tiny presets, 3 steps: the wiring only")
+    q.add_argument("--results", default="benchmarks/results/advanced_gans.md",
+                   help="the markdown file whose section for this command is (re)written after "
+                        "each run ('' = none; never with --smoke)")
     s = sub.add_parser("speed")
     s.add_argument("--quick", action="store_true")
     s.add_argument("--steps", type=int, default=5)
     s.add_argument("--families", default=None, help="only these (comma-separated)")
+    s.add_argument("--results", default="benchmarks/results/advanced_gans.md",
+                   help="the markdown file whose speed section is rewritten ('' = none)")
     a = p.parse_args()
     print(machine(), f"| load {os.getloadavg()[0]:.2f}", flush=True)
     quality(a) if a.what == "quality" else speed(a)

@@ -147,3 +147,41 @@ def test_nonfinite_skip_leaves_the_weights_and_counts():
     logs = t.fit()
     assert torch.equal(model.g.weight, before)
     assert logs["nonfinite_skipped"] > 0
+
+
+def test_a_late_objective_waits_for_its_start_untouched_and_its_sharer_with_it():
+    model = Toy({"c": {"start": 3}})
+    t = Trainer(model, points(), cfg())
+    c0 = {k: v.clone() for k, v in model.c.state_dict().items()}
+    seen = []
+    for _ in range(3):
+        logs = t.train_step()
+        seen.append((model.steps_done, "c/loss" in logs))
+    assert seen == [(1, False), (2, False), (3, False)]
+    assert all(torch.equal(c0[k], v) for k, v in model.c.state_dict().items())
+    assert len(t.optimizers[1].state) == 0 and model.calls["reg"] == 0   # reg shares c's
+    logs = t.train_step()
+    assert "c/loss" in logs and "reg/loss" in logs and len(t.optimizers[1].state) > 0
+    assert model.calls == {"g": 4, "c": 1, "reg": 1}
+
+
+def test_a_start_must_not_be_negative():
+    with pytest.raises(ValueError, match="start"):
+        Objective("x", lambda b: b, [], lr=0.1, start=-1)
+
+
+def test_resume_is_exact_across_a_start(tmp_path):
+    from conftest import resumed_and_uninterrupted
+
+    def make(folder, steps):
+        torch.manual_seed(0)
+        run = RunDir(folder) if (folder / "config.yaml").exists() else \
+            RunDir.create(folder, {"family": "toy"})
+        return Trainer(Toy({"c": {"start": 3}}), points(), cfg(steps=steps, checkpoint_every=2),
+                       run=run)
+    ref, got, _ = resumed_and_uninterrupted(tmp_path, make, steps=6, cut=2)
+    torch.manual_seed(0)
+    assert not torch.equal(ref["model.c.weight"], Toy().c.weight.detach())  # c did train
+    for k in ref:                               # the optimisers' states too (c's began late)
+        if k.startswith("optim."):
+            torch.testing.assert_close(got[k], ref[k], rtol=0, atol=0)

@@ -51,13 +51,14 @@ def test_discriminator_switches_on_after_its_warm_up(image_data):
     d_opt = trainer.optimizers[1]
     before = {k: v.clone() for k, v in model.D.state_dict().items()}
     logs = [trainer.train_step() for _ in range(3)]
-    assert all("autoencoder/adaptive_weight" not in l for l in logs)
+    assert all("autoencoder/adaptive_weight" not in l and "discriminator/loss" not in l
+               for l in logs)
     assert all(torch.equal(before[k], v) for k, v in model.D.state_dict().items())  # untouched
     assert len(d_opt.state) == 0                      # its optimiser has not even started
     on = trainer.train_step()
     assert on["autoencoder/adaptive_weight"] > 0 and "autoencoder/g_loss" in on
     assert on["discriminator/loss"] > 0 and len(d_opt.state) > 0
-    assert int(model.steps_done) == 4
+    assert model.steps_done == 4
 
 
 def test_perceptual_distance_compares_feature_maps_and_passes_gradients():
@@ -100,8 +101,15 @@ def test_resume_is_exact_across_the_discriminator_switching_on(tmp_path, image_d
             RunDir.create(folder, {"family": "vqgan"})
         return Trainer(model, image_data, TrainConfig(steps=steps, batch_size=16, progress=False,
                                                       seed=3), run=run)
-    ref, _, _ = resumed_and_uninterrupted(tmp_path, make, steps=7, cut=3)
-    assert int(ref["model.steps_done"]) == 7 and float(ref["model.lam"]) > 0
+    ref, got, desc = resumed_and_uninterrupted(tmp_path, make, steps=7, cut=3)
+    assert desc["step"] == 7 and float(ref["model.lam"]) > 0
+    assert "model.steps_done" not in got           # the Trainer's step count is the count
+
+
+def test_a_checkpoint_with_the_old_step_buffer_still_loads(image_data):
+    model = vqgan(DataInfo.of(image_data))
+    state = {**model.state_dict(), "steps_done": torch.tensor(5)}
+    assert model.load_state_dict(state, strict=True)  # the stale count is dropped
 
 
 def test_the_chain_trains_through_the_cli(image_npz, tmp_path):
@@ -115,7 +123,7 @@ def test_the_chain_trains_through_the_cli(image_npz, tmp_path):
     assert desc["components"]["perceptual"]["family"] == "classifier"
     records = (tmp_path / "vqgan" / "metrics.jsonl").read_text()
     assert "autoencoder/perceptual" in records and "autoencoder/adaptive_weight" in records
-    for f in ("reconstructions.png", "codebook_usage.png", "curves.png"):
+    for f in ("reconstructions.png", "codebook_usage.png", "codebook_sizes.png", "curves.png"):
         assert (tmp_path / "vqgan" / "showcase" / f).is_file(), f
     assert main(["train", "vq_prior", "--data", str(image_npz), "--out", "prior", *quiet,
                  "--set", "first_stage=vqgan"]) == 0
@@ -124,3 +132,15 @@ def test_the_chain_trains_through_the_cli(image_npz, tmp_path):
     assert main(["sample", "prior", "-n", "3", "--out", "s"]) == 0
     import numpy as np
     assert np.load(tmp_path / "s.npz")["x"].shape == (3, 16, 16, 1)
+
+
+def test_nearest_restricted_to_some_codes_chooses_among_them_only(image_data):
+    model = vqgan(DataInfo.of(image_data)).eval()
+    z_e = model.encode(image_data.x[:8])
+    K = model.config.codebook_size
+    free = model.quantizer.nearest(z_e)
+    allowed = torch.zeros(K, dtype=torch.bool)
+    allowed[[1, 3]] = True
+    k = model.quantizer.nearest(z_e, allowed)
+    assert set(k.unique().tolist()) <= {1, 3}
+    assert torch.equal(model.quantizer.nearest(z_e, torch.ones(K, dtype=torch.bool)), free)

@@ -169,6 +169,16 @@ class Objective:
     momentum: float = 0.0               # rmsprop and sgd
     every: int = 1                      # run on every k-th step only (lazy regularisation)
     shares: str | None = None           # update through the optimiser of this objective
+    start: int = 0                      # the first step it runs at (0-based)
+
+    def __post_init__(self):
+        if self.repeats < 1 or self.every < 1 or self.start < 0:
+            raise ValueError(f"objective {self.name}: repeats and every must be >= 1 and start "
+                             f">= 0, got {self.repeats}, {self.every}, {self.start}")
+
+    def runs_at(self, step: int, start: int | None = None) -> bool:
+        """Whether it is updated at ``step`` (0-based): from its start on, every k-th step."""
+        return step >= (self.start if start is None else start) and step % self.every == 0
 
     def make_optimizer(self) -> torch.optim.Optimizer:
         """Its optimiser over its trainable parameters (frozen ones get no state)."""
@@ -220,6 +230,10 @@ class Family(nn.Module):
     # Components (RunRef config fields) the family also trains without (VQ-GAN's perceptual
     # network): the contract test builds it with them unset; the others it cannot build yet.
     optional_components: ClassVar[tuple[str, ...]] = ()
+    # Training steps done so far: the Trainer sets it before each step and on resume, for a
+    # recipe that changes over training (VQ-GAN's adversarial term from ``disc_start`` on, as
+    # the reference code's ``global_step``). Not saved: the Trainer's step count is.
+    steps_done: int = 0
 
     def __init__(self, config, data: DataInfo, components: dict[str, "Family"] | None = None):
         super().__init__()

@@ -94,11 +94,15 @@ class VectorQuantizer(nn.Module):
         e = self.codebook.float()
         return (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ e.t() + e.pow(2).sum(1)).clamp_min(0)
 
-    def nearest(self, z_e: Tensor) -> Tensor:
-        """The code index at every position of z_e (N, D, h, w): (N, h, w) int64."""
+    def nearest(self, z_e: Tensor, allowed: Tensor | None = None) -> Tensor:
+        """The code index at every position of z_e (N, D, h, w): (N, h, w) int64; ``allowed``
+        (a boolean mask over the K codes) restricts the choice to those codes."""
         flat = z_e.movedim(1, -1).reshape(-1, self.D).float()
         with torch.autocast(z_e.device.type, enabled=False):
-            k = self.distances(flat).argmin(1)
+            d = self.distances(flat)
+            if allowed is not None:
+                d = d.masked_fill(~allowed, float("inf"))
+            k = d.argmin(1)
         return k.view(z_e.shape[0], *z_e.shape[2:])
 
     def lookup(self, codes: Tensor) -> Tensor:

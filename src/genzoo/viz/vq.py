@@ -3,8 +3,10 @@
 VQ-VAE: held-out images above their reconstructions (through the code map), how often each
 codebook vector is used on the held-out images (sorted, with the perplexity: a collapsed
 codebook shows a few tall bars), and images decoded from codes drawn independently (what a
-model without a prior makes). VQ-GAN: the same, and its curves: the reconstruction error
-before and after the discriminator is switched on, the adaptive weight, D's scores. Prior:
+model without a prior makes). VQ-GAN: the same; reconstructions through only the m most used
+codes for a few m (how much of the codebook the images need: one trained codebook restricted,
+not codebooks trained at those sizes); and its curves: the reconstruction error before and
+after the discriminator is switched on, the adaptive weight, D's scores. Prior:
 samples decoded through the first stage at a few temperatures, decoded held-out code maps
 beside them, the bits each code position costs, and the samples beside their nearest decoded
 training code maps (the memorisation check of the GAN chapter).
@@ -19,8 +21,8 @@ import torch
 
 from genzoo.nn.quantize import perplexity
 from genzoo.viz.gan import curves, nearest_training
-from genzoo.viz.grid import save_grid
-from genzoo.viz.plots import plt, save_figure
+from genzoo.viz.grid import grid, readable_scale, save_grid, to_uint8
+from genzoo.viz.plots import plt, save_figure, titled_image
 
 TEMPERATURES = (1.0, 0.8)
 
@@ -106,13 +108,38 @@ VQGAN_PANELS = [("reconstruction (normalised MSE)", ["autoencoder/recon_nmse", "
 @torch.no_grad()
 def vqgan_showcase(model, data, out: Path, generator: torch.Generator | None = None,
                    per_row: int = 8) -> list[Path]:
-    """The VQ-VAE's pictures, and the curves with the step where D was switched on."""
+    """The VQ-VAE's pictures, reconstructions through smaller codebooks, and the curves with
+    the step where D was switched on."""
     files = showcase(model, data, out, generator, per_row)
+    _, b = _begin(model, data, out, 1000)
+    files.append(codebook_sizes(model, b["x"], Path(out) / "codebook_sizes.png", per_row))
     metrics = Path(out).parent / "metrics.jsonl"
     if metrics.is_file():
         files.append(curves(metrics, Path(out) / "curves.png", VQGAN_PANELS,
                             {"D switched on": model.config.disc_start}))
     return files
+
+
+@torch.no_grad()
+def codebook_sizes(model, x: torch.Tensor, path: Path, columns: int = 8) -> Path:
+    """Originals above their reconstructions through the m most used codes on ``x`` only,
+    m = K, K/4, K/16, K/64 (those >= 2)."""
+    z_e = torch.cat([model.encode(x[i:i + 250]) for i in range(0, len(x), 250)])
+    K = model.config.codebook_size
+    counts = torch.bincount(model.quantizer.nearest(z_e).flatten(), minlength=K)
+    order = counts.argsort(descending=True)
+    sizes = [m for m in (K, K // 4, K // 16, K // 64) if m >= 2]
+    rows, labels = [x[:columns]], ["originals"]
+    for m in sizes:
+        allowed = torch.zeros(K, dtype=torch.bool, device=x.device)
+        allowed[order[:m]] = True
+        rows.append(model.decode_codes(model.quantizer.nearest(z_e[:columns], allowed)))
+        labels.append(f"{m} codes")
+    image = grid(to_uint8(torch.cat(rows)), nrow=len(rows[0]))
+    cell = x.shape[-1]
+    scale = readable_scale(image, cell)
+    return titled_image(image, path, f"reconstructions through the m most used of {K} codes",
+                        scale, labels, cell * scale, 2 * scale)
 
 
 def _bits_map(model, batch: dict, path: Path) -> Path:

@@ -7,8 +7,10 @@ The autoencoder minimises L = L_rec + w_p L_perc + L_codebook + lambda L_GAN wit
   (genzoo.nn.vqgan: a run genzoo trained, e.g. a classifier, named by ``perceptual``; no
   downloaded VGG; without one the term is off);
 - L_GAN = -E[D(x_hat)] from a PatchGAN discriminator D (hinge loss for D), switched on only
-  after ``disc_start`` training steps: a discriminator that starts against a blurry,
-  untrained decoder only adds noise, and switching it on too early (or without the adaptive
+  after ``disc_start`` training steps (the objective's ``start``: D and its optimiser stay
+  untouched before; the autoencoder reads the step as ``steps_done``, the reference code's
+  ``global_step``): a discriminator that starts against a blurry, untrained decoder only
+  adds noise, and switching it on too early (or without the adaptive
   weight) makes reconstructions worse, the trap users of the reference code report;
 - lambda = |grad_{G_L} (L_rec + w_p L_perc)| / (|grad_{G_L} L_GAN| + 1e-4) at the decoder's last
   layer G_L, times ``disc_weight``: the adversarial gradient is kept the size of the
@@ -80,8 +82,6 @@ class VQGAN(VQVAE):
     def __init__(self, config: VQGANConfig, data: DataInfo, components=None):
         super().__init__(config, data, components)
         self.D = PatchDiscriminator(data.shape[0], config.disc_width, config.disc_layers)
-        # training steps done, counted by the discriminator's objective (each step's last)
-        self.register_buffer("steps_done", torch.zeros((), dtype=torch.int64))
         self.register_buffer("lam", torch.zeros(()))           # the last adaptive weight
         self.taps = None
         if "perceptual" in self.components:
@@ -104,7 +104,14 @@ class VQGAN(VQVAE):
 
     @property
     def disc_on(self) -> bool:
-        return int(self.steps_done) >= self.config.disc_start
+        """Whether the adversarial term is on: from step ``disc_start`` (counted by the Trainer,
+        which also starts D's objective there)."""
+        return self.steps_done >= self.config.disc_start
+
+    def _load_from_state_dict(self, state, prefix, *args, **kwargs):
+        # checkpoints written before the Trainer counted steps kept the count in a buffer
+        state.pop(prefix + "steps_done", None)
+        super()._load_from_state_dict(state, prefix, *args, **kwargs)
 
     # -- the autoencoder's loss ----------------------------------------------------------
     def reconstruction(self, x, x_hat) -> tuple[torch.Tensor, dict]:
@@ -146,14 +153,8 @@ class VQGAN(VQVAE):
         return self.decode(self.quantizer.lookup(self.quantizer.nearest(self.encode(x))))
 
     def discriminator_loss(self, batch):
-        """Hinge loss on real images and reconstructions, once D is switched on; before that a
-        loss with no gradient for D, so that its optimiser does not even start."""
-        on = self.disc_on
-        if self.training:
-            with torch.no_grad():
-                self.steps_done += 1
-        if not on:
-            return {"loss": torch.zeros((), device=self.device, requires_grad=True)}
+        """Hinge loss on real images and reconstructions (the Trainer runs it from step
+        ``disc_start`` on: before that D and its optimiser are untouched)."""
         x = batch["x"]
         d_real = self.D(x * 2 - 1).float()
         d_fake = self.D(self.reconstruct(x) * 2 - 1).float()
@@ -168,7 +169,7 @@ class VQGAN(VQVAE):
         betas = (cfg.beta1, cfg.beta2)
         return [Objective("autoencoder", self.autoencoder_loss, mine, lr=cfg.lr, betas=betas),
                 Objective("discriminator", self.discriminator_loss, list(self.D.parameters()),
-                          lr=cfg.disc_lr or cfg.lr, betas=betas)]
+                          lr=cfg.disc_lr or cfg.lr, betas=betas, start=cfg.disc_start)]
 
     @torch.no_grad()
     def evaluate(self, batch):
