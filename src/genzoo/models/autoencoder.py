@@ -42,7 +42,7 @@ class AutoencoderConfig:
 
 class ConvLatentModel(Family):
     """Encoder/decoder pair over images; subclasses choose the head and the loss."""
-    train_defaults = {"batch_size": 100, "steps": 3000}
+    train_defaults = {"batch_size": 100, "steps": 3000, "precision": "auto"}
     code_size = 1           # the head outputs code_size * latent_dim numbers
     derived_modality = "latent"
 

@@ -194,6 +194,9 @@ def train(spec: RunSpec | dict, out: str | Path | None = None, *, resume: bool =
             f"run folder {run.path}")
         trainer = trainer_class(spec.entry)(model, train_ds, spec.train, run=run, held_out=held,
                                             description=spec.to_dict(), writer=writer, log=log)
+        if getattr(trainer, "precision", None):
+            log(f"device {trainer.device}, {trainer.precision}"
+                + (" (precision auto)" if spec.train.precision == "auto" else ""))
         if resume:      # the description changes only once the checkpoint has loaded
             if trainer.step > trainer.total:
                 raise GenzooError(f"{run.path}: {trainer.step} steps are done already; "

@@ -28,7 +28,7 @@ from genzoo.training.batches import Batches, split_batch  # noqa: F401 (the publ
 from genzoo.training.ema import EMA
 from genzoo.training.resume import Checkpoints
 from genzoo.training.settings import (TrainConfig, compile_networks,  # noqa: F401
-                                      lr_factor, resolve_device)
+                                      lr_factor, resolve_device, resolve_precision)
 from genzoo.training.stepping import ObjectiveSteps
 
 
@@ -49,6 +49,7 @@ class Trainer(ObjectiveSteps, Checkpoints):
         self.cfg = config
         self.device = distributed.local_device(resolve_device(config.device))
         self.dist = distributed.context(self.device)     # None in a single process
+        self.precision = resolve_precision(config.precision, self.device)   # fp32 | bf16
         torch.manual_seed(config.seed)
         random.seed(config.seed)
         np.random.seed(config.seed)

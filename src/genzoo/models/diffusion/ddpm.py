@@ -121,7 +121,7 @@ PRESETS = {
                   "guidance; samples with DDPM/DDIM/DPM-Solver++", showcase="genzoo.viz.diffusion:showcase")
 class Diffusion(Family):
     train_defaults = {"ema_decay": 0.999, "batch_size": 64, "steps": 10000, "grad_clip": 1.0,
-                      "sample_every": 1000, "sample_n": 16, "checkpoint_every": 1000}
+                      "precision": "auto", "sample_every": 1000, "sample_n": 16, "checkpoint_every": 1000}
     presets = PRESETS
     sample_options = (
         SampleOption("sampler", str, None, "diffusion sampler (default: the config's): " + "; ".join(

@@ -30,7 +30,8 @@ class AdversarialFamily(Family):
     """Two players over square images of side 4 * 2^k; the networks and losses to write.
 
     ``self.num_classes`` is the number of classes G and D are conditioned on (0: none)."""
-    train_defaults = {"batch_size": 128, "steps": 3000, "sample_every": 250, "log_every": 10}
+    train_defaults = {"batch_size": 128, "steps": 3000, "sample_every": 250, "log_every": 10,
+                      "precision": "auto"}
     num_classes = 0
 
     def __init__(self, config, data: DataInfo):
