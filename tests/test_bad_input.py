@@ -218,7 +218,7 @@ CASES = [
     ("set-unknown-section", train("--set", "optim.lr=1"), "unknown section 'optim'"),
     ("train-batch-zero", train("--set", "train.batch_size=0"), "batch_size must be >= 1"),
     ("batch-size-flag-zero", train("--batch-size", "0"), "batch_size must be >= 1"),
-    ("train-precision", train("--set", "train.precision=fp8"), "precision must be fp32 or bf16"),
+    ("train-precision", train("--set", "train.precision=fp8"), "precision must be fp32, bf16 or auto"),
     ("train-ema", train("--set", "train.ema_decay=1.5"), "ema_decay must be in [0, 1)"),
     ("train-nonfinite", train("--set", "train.nonfinite=ignore"), "nonfinite must be stop or skip"),
     ("train-accumulate", train("--set", "train.accumulate=3"), "accumulate must be >= 1 and divide"),

@@ -27,7 +27,7 @@ def test_wrong_type_and_invalid_value_are_clear_errors():
         C.from_dict(VAEConfig, {"latent_dim": "two"})
     with pytest.raises(GenzooError, match="reconstruction must be bce, mse or cb"):
         C.from_dict(VAEConfig, {"reconstruction": "l1"})
-    with pytest.raises(GenzooError, match="precision must be fp32 or bf16"):
+    with pytest.raises(GenzooError, match="precision must be fp32, bf16 or auto"):
         C.from_dict(TrainConfig, {"precision": "fp16"})
 
 
