@@ -63,6 +63,23 @@ def test_check_notices_a_caption_that_does_not_match():
     assert wrong == 30
 
 
+def test_the_reader_names_rounded_and_soft_shapes_by_their_corners():
+    """A decoded square has rounded corners and fills ~85% of its box, which the share of the
+    box filled would call a circle; the corners still say square (and circle, triangle)."""
+    yy, xx = np.mgrid[:12, :12] + 0.5
+    square = np.zeros((12, 12), bool)
+    square[2:10, 2:10] = True                                     # 8 x 8, two pixels off
+    square[[2, 2, 2, 2, 9, 9, 9, 9], [2, 3, 8, 9, 2, 3, 8, 9]] = False   # each corner
+    circle = (yy - 6) ** 2 + (xx - 6) ** 2 <= 36
+    triangle = np.abs(xx - 6) <= yy / 2                           # apex up, base at the bottom
+    assert 0.64 <= square[2:10, 2:10].mean() < 0.88               # the old rule: a circle
+    for mask, name in ((square, "square"), (circle, "circle"), (triangle, "triangle")):
+        picture = np.zeros((16, 16, 3), np.uint8)
+        picture[2:14, 2:14][mask] = S.COLOURS["green"]
+        (found,) = S.read_objects(picture)
+        assert found.shape == name
+
+
 def test_held_out_pairs_never_occur_in_training_and_always_in_novel():
     train, novel = D.load("shapes", D.DataOptions(max_items=300)), D.load("shapes:novel", D.DataOptions(max_items=300))
     pairs = lambda ds: [{(g.colour, g.shape) for g in S.parse(cs[0]).groups} for cs in texts(ds)]
