@@ -102,10 +102,9 @@ def resolve_device(name: str) -> torch.device:
 
 def resolve_precision(name: str, device: torch.device) -> str:
     """``auto`` -> ``bf16`` where the device multiplies bf16 natively (a CUDA device that
-    supports it; a CPU with AMX tiles), else ``fp32``. The convolutional families (autoencoders,
-    GANs, diffusion) default to it: their steps were measured 1.3-2.3x faster in bf16 on an AMX
-    CPU (benchmarks/results: scale, vae, gan, diffusion), while the GPT's small matmuls were
-    slower (scale.md), and on a CPU without native bf16 autocast only adds casts."""
+    supports it; a CPU with AMX tiles), else ``fp32``. A family opts in through its
+    ``train_defaults`` where its step was measured faster in bf16 (benchmarks/results); on a
+    CPU without native bf16, autocast only adds casts."""
     if name != "auto":
         return name
     if device.type == "cuda":
