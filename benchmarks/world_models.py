@@ -25,7 +25,7 @@ import yaml
 from benchmarks.harness import machine, markdown
 from genzoo.data import rollouts as R
 from genzoo.training import pipeline
-from genzoo.training.evolution import episode_seeds, in_workers
+from genzoo.training.scoring import in_workers
 from genzoo.training.run import RunDir
 
 PAPER = "906 +- 21 (Ha & Schmidhuber 2018, full recipe); small-compute re-implementations 250-350"

@@ -15,7 +15,7 @@ import torch
 
 import genzoo.data
 from genzoo.data import DataOptions, load
-from genzoo.data import sources
+from genzoo.data import source_formats, sources
 from genzoo.data.sources import RemoteFile, Source, fetch, idx_builder, list_sources, register_source
 from genzoo.errors import GenzooError
 
@@ -220,7 +220,7 @@ def test_cifar10_format_from_python2_pickles(www):
     data, batches = fake_cifar_tar()
     sha = put(www[0], "~kriz/cifar-10-python.tar.gz", data)
     register_source(Source("tiny-cifar", (RemoteFile("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", sha),),
-                           sources._build_cifar))
+                           source_formats.build_cifar))
     ds = load("tiny-cifar")
     assert ds.x.shape == (10, 3, 32, 32) and ds.class_names == ["a", "b", "c"]
     assert ds.y.tolist() == sum((b["labels"] for b in batches), [])
@@ -239,7 +239,7 @@ def test_cifar_pickles_cannot_run_code(tmp_path):
         tf.addfile(info, io.BytesIO(evil))
     (tmp_path / "c.tar.gz").write_bytes(buf.getvalue())
     with pytest.raises(GenzooError, match=r"c\.tar\.gz: not a readable CIFAR-10 archive \(refusing to load global os\.system\)"):
-        sources.load_cifar_batches(tmp_path / "c.tar.gz", "c")
+        source_formats.load_cifar_batches(tmp_path / "c.tar.gz", "c")
 
 
 def test_unwritable_cache_is_a_clear_error(www, tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""Data-parallel training (training/distributed.py) with 2 gloo processes on the CPU.
+"""Data-parallel training (training/distributed.py, ranks.py) with 2 gloo processes on the CPU.
 
 The processes are forked from the test (no second import of torch) and meet through a file
 store in the test's folder. Claims:
@@ -36,7 +36,7 @@ from genzoo import config as C
 from genzoo import registry
 from genzoo.data.packed import pack
 from genzoo.errors import GenzooError
-from genzoo.training import Trainer, distributed
+from genzoo.training import Trainer, distributed, ranks
 from genzoo.training import checkpoint as ckpt
 from genzoo.training.launch import prepare, resolve
 from genzoo.training.run import RunDir
@@ -159,7 +159,7 @@ def _own_buffers_saved(trainer, rank, name):
     """Each rank's own (integer) buffers are in the checkpoint, under its rank; an EBM's replay
     buffers, chains of each rank's own noise, differ between the ranks."""
     tensors, _ = ckpt.load(trainer.run.latest_checkpoint())
-    for k, v in distributed.rank_local_buffers(trainer.model).items():
+    for k, v in ranks.rank_local_buffers(trainer.model).items():
         saved = tensors[f"rank.{rank}.model.{k}" if rank else f"model.{k}"]
         assert torch.equal(saved, v.cpu()), f"{name}: rank {rank}'s {k} is not what it saved"
         if k == "replay_bits":

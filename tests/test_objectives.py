@@ -84,6 +84,35 @@ def test_optimisers_beyond_adam(name, cls):
         Objective("x", None, [nn.Parameter(torch.zeros(1))], lr=1, optimizer="lbfgs").make_optimizer()
 
 
+def test_adam_uses_the_fused_kernel_and_keeps_a_checkpoints_mode():
+    """Adam(W) on CPU float parameters takes PyTorch's fused kernel (the faster update); its
+    step is the textbook one (the per-operation kernel's, to rounding); an optimiser state
+    saved without it loads back as it was saved, so resuming an older run stays exact."""
+    g = torch.Generator().manual_seed(0)
+    w = [torch.randn(5, 4, generator=g), torch.randn(4, generator=g)]
+    grads = [torch.randn_like(t, generator=g) for t in w]
+    runs = {}
+    for fused in (True, False):
+        ps = [nn.Parameter(t.clone()) for t in w]
+        obj = Objective("x", None, ps, lr=0.1, optimizer="adamw", weight_decay=0.01)
+        opt = obj.make_optimizer() if fused else torch.optim.AdamW(ps, lr=0.1, weight_decay=0.01,
+                                                                   foreach=False)
+        assert bool(opt.param_groups[0]["fused"]) == fused
+        for _ in range(3):
+            for p, gr in zip(ps, grads):
+                p.grad = gr.clone()
+            opt.step()
+        runs[fused] = (ps, opt)
+    for a, b in zip(runs[True][0], runs[False][0]):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    ps = [nn.Parameter(t.clone()) for t in w]
+    fresh = Objective("x", None, ps, lr=0.1, optimizer="adamw").make_optimizer()
+    fresh.load_state_dict(runs[False][1].state_dict())
+    assert not fresh.param_groups[0]["fused"]
+    frozen_int = nn.Parameter(torch.zeros(2, dtype=torch.long), requires_grad=False)
+    assert Objective("x", None, ps + [frozen_int], lr=0.1).make_optimizer().param_groups[0]["fused"]
+
+
 def test_sgd_step_is_the_textbook_update():
     model = Toy({"g": {"optimizer": "sgd"}})
     data = points()

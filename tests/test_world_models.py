@@ -16,6 +16,7 @@ import torch
 pytest.importorskip("gymnasium")
 
 from genzoo import data as D  # noqa: E402
+from genzoo.data.cache import cache_dir  # noqa: E402
 from genzoo.cli import main  # noqa: E402
 from genzoo.errors import GenzooError  # noqa: E402
 from genzoo.nn.mdn import Mixture, MixtureDensity  # noqa: E402
@@ -228,3 +229,5 @@ def test_an_environment_whose_package_is_missing_says_which_extra(monkeypatch):
     monkeypatch.setattr(gym, "make", make)
     with pytest.raises(GenzooError, match=r"Box2D is not installed.*pip install 'genzoo\[world\]'"):
         D.load("gym:CarRacing-v3?episodes=1")
+    rollouts = cache_dir() / "rollouts"            # nothing half-made is left behind
+    assert not rollouts.exists() or not any(rollouts.iterdir())

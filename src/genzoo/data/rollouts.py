@@ -215,14 +215,14 @@ def _init_worker() -> None:
 def record(c: Collection, progress: bool = True) -> Path:
     """Play the episodes of ``c`` not recorded yet; returns the folder that holds them."""
     folder = cache_dir() / "rollouts" / c.key
-    folder.mkdir(parents=True, exist_ok=True)
     if not (folder / "rollouts.json").is_file():
-        env = make_env(c.env)
+        env = make_env(c.env)          # first: an environment that cannot run leaves no folder
         obs, _ = env.reset(seed=0)
         info = {"env": c.env, "steps": c.steps, "seed": c.seed, "policy": c.policy,
                 "size": c.size, "channels": int(frame(obs, c.size, c.env).shape[0]),
                 "action_space": action_space(env.action_space, c.env)}
         env.close()
+        folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / ".rollouts.json.tmp"
         tmp.write_text(json.dumps(info, indent=1))
         tmp.replace(folder / "rollouts.json")

@@ -148,6 +148,13 @@ class Likelihood:
 LossFn = Callable[[dict[str, Tensor]], dict[str, Tensor]]
 
 
+def fusable(params: list) -> bool:
+    """Whether PyTorch's fused Adam kernel (one pass over each tensor for the whole update: the
+    faster one, benchmarks/results/scale.md) can take these: float tensors on CPU or CUDA."""
+    ts = [t for g in params for t in (g["params"] if isinstance(g, dict) else [g])]
+    return bool(ts) and all(t.is_floating_point() and t.device.type in ("cpu", "cuda") for t in ts)
+
+
 @dataclass
 class Objective:
     """One loss to minimise over some parameters, with its own optimiser.
@@ -187,7 +194,8 @@ class Objective:
         params = [g for g in params if isinstance(g, dict) or g.requires_grad]
         if self.optimizer in ("adam", "adamw"):
             cls = torch.optim.Adam if self.optimizer == "adam" else torch.optim.AdamW
-            return cls(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay)
+            return cls(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay,
+                       fused=fusable(params))
         if self.optimizer == "rmsprop":
             return torch.optim.RMSprop(params, lr=self.lr, momentum=self.momentum,
                                        weight_decay=self.weight_decay)

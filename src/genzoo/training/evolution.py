@@ -8,13 +8,8 @@ updates. The family (an :class:`~genzoo.models.evolved.EvolvedFamily`) gives the
 to maximise; one step of this trainer is one generation: ask -> score -> tell. The algorithm is
 the ``cma`` package's (Hansen's own), an optional extra: ``pip install 'genzoo[evolution]'``.
 
-Scoring. Each candidate's fitness is the mean of ``episodes`` scores, all candidates of a
-generation on the same episode seeds (common random numbers: the ranking then reflects the
-parameters, not which candidate drew the easier episodes). The seeds derive from (seed,
-generation) alone and each candidate's score from (theta, seeds) alone, so a population scored
-in-process or over any number of worker processes gives the same numbers, to the bit. Workers
-are spawned (not forked: safe with CUDA and threads, and the same on every platform), each with
-its own private copy of the model and one thread.
+Scoring: each candidate's fitness is the mean of ``episodes`` scores on the same episode seeds
+for all, here or in worker processes, the same numbers either way (:mod:`genzoo.training.scoring`).
 
 Exact resume without pickle. ``cma`` keeps its state in Python objects. Rather than pickle
 them, or rewrite the algorithm, a checkpoint records what the state is a function of: the
@@ -36,11 +31,7 @@ biased up by the selection itself. The best candidate so far is kept too (``evol
 from __future__ import annotations
 
 import contextlib
-import copy
-import multiprocessing
-import pickle
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +41,7 @@ from tqdm import tqdm
 from genzoo import __version__
 from genzoo.errors import GenzooError
 from genzoo.training import checkpoint as ckpt
+from genzoo.training.scoring import Workers, episode_seeds, score_block
 from genzoo.training.trainer import Trainer, resolve_device
 
 
@@ -113,54 +105,6 @@ def strategy(x0: np.ndarray, cfg: EvolutionConfig):
     return _cma().CMAEvolutionStrategy(x0, cfg.sigma0, opts)
 
 
-def episode_seeds(seed: int, stream: int, generation: int, n: int) -> list[int]:
-    """``n`` episode seeds of a generation (stream 0) or of the held-out evaluation (stream 1)."""
-    return [int(s) for s in np.random.SeedSequence([seed, stream, generation]).generate_state(n)]
-
-
-def blocks(n: int, e: int, parts: int) -> list[tuple[slice, slice]]:
-    """The (candidates, episodes) grid cut into about ``parts`` tasks: by candidates, or by
-    episodes when there are fewer candidates (scoring one mean over many episodes)."""
-    def cut(m):
-        edges = np.linspace(0, m, min(m, parts) + 1).round().astype(int)
-        return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
-    if n >= parts or n >= e:
-        return [(r, slice(0, e)) for r in cut(n)]
-    return [(slice(0, n), c) for c in cut(e)]
-
-
-def score_block(model, thetas: np.ndarray, seeds: list[int]) -> np.ndarray:
-    with torch.no_grad():
-        return model.score_population(torch.from_numpy(thetas), seeds).double().numpy()
-
-
-def in_workers(fn, seeds: list[int], workers: int) -> np.ndarray:
-    """``fn(seeds)`` (an array whose last axis follows the seeds), with the seeds cut into
-    ``workers`` consecutive chunks scored in as many spawned one-thread processes (here when
-    ``workers`` <= 1), joined in order: the same numbers when each episode is a function of its
-    seed alone. ``fn`` must pickle (a module-level function, or a ``functools.partial`` of
-    one: what it binds is pickled once per chunk)."""
-    chunks = [c.tolist() for c in np.array_split(np.array(seeds), max(1, workers)) if len(c)]
-    if len(chunks) <= 1:
-        return np.asarray(fn(list(seeds)))
-    with ProcessPoolExecutor(len(chunks), mp_context=multiprocessing.get_context("spawn"),
-                             initializer=torch.set_num_threads, initargs=(1,)) as pool:
-        return np.concatenate([np.asarray(p) for p in pool.map(fn, chunks)], axis=-1)
-
-
-_worker_model = None
-
-
-def _init_worker(blob: bytes, device: str) -> None:
-    global _worker_model
-    torch.set_num_threads(1)
-    _worker_model = pickle.loads(blob).to(device).eval()
-
-
-def _worker_score(thetas: np.ndarray, seeds: list[int]) -> np.ndarray:
-    return score_block(_worker_model, thetas, seeds)
-
-
 class EvolutionTrainer:
     """Evolves ``model`` (fit_with = "evolution") as ``config`` says; writes to ``run`` when
     given one. The same shape as :class:`~genzoo.training.trainer.Trainer`: ``data`` and
@@ -198,12 +142,7 @@ class EvolutionTrainer:
         """Fitness (n, E) of candidates (n, P) over episodes, here or in the workers."""
         if self._pool is None:
             return score_block(self.model, thetas, seeds)
-        tasks = blocks(len(thetas), len(seeds), 4 * self.cfg.workers)
-        parts = self._pool.starmap(_worker_score, [(thetas[r], seeds[c]) for r, c in tasks])
-        F = np.empty((len(thetas), len(seeds)))
-        for (r, c), part in zip(tasks, parts):
-            F[r, c] = part
-        return F
+        return self._pool.score(thetas, seeds)
 
     def tell(self, asked: list, fitness: np.ndarray) -> None:
         """Move the strategy (cma minimises: it is told -fitness) and record the generation."""
@@ -244,7 +183,7 @@ class EvolutionTrainer:
         t0, steps0 = time.perf_counter(), self.step
         try:
             if cfg.workers and self.step < self.total and not self.stopped:
-                self._start_workers()
+                self._pool = Workers(self.model, self.cfg.workers, self.cfg.device)
             while self.step < self.total and not self.stopped:
                 logs = self.generation()
                 spent = cfg.max_minutes and time.perf_counter() - t0 >= 60 * cfg.max_minutes
@@ -269,23 +208,13 @@ class EvolutionTrainer:
             raise
         finally:
             bar.close()
-            self._stop_workers()
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
         if self.stopped:
             self.log(f"CMA-ES stopped at generation {self.step}: "
                      + ", ".join(f"{k}={v}" for k, v in self.stopped.items()))
         return self.last_metrics
-
-    def _start_workers(self) -> None:
-        blob = pickle.dumps(copy.deepcopy(self.model).cpu())   # bytes: a private copy each
-        ctx = multiprocessing.get_context("spawn")
-        self._pool = ctx.Pool(self.cfg.workers, initializer=_init_worker,
-                              initargs=(blob, self.cfg.device))
-
-    def _stop_workers(self) -> None:
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
-            self._pool = None
 
     def _log(self, scalars: dict[str, float]) -> None:
         self.last_metrics.update(scalars)

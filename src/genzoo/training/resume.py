@@ -15,7 +15,7 @@ import torch
 from genzoo import __version__
 from genzoo.errors import GenzooError
 from genzoo.training import checkpoint as ckpt
-from genzoo.training import distributed
+from genzoo.training import ranks
 
 
 def _rng_state() -> tuple[dict, dict]:
@@ -128,7 +128,7 @@ class Checkpoints:
 
     def _rank_state(self) -> tuple[dict, dict]:
         """What this rank keeps for itself: its integer buffers and its RNG states."""
-        own = {f"model.{k}": v.cpu() for k, v in distributed.rank_local_buffers(self.model).items()}
+        own = {f"model.{k}": v.cpu() for k, v in ranks.rank_local_buffers(self.model).items()}
         rng_t, rng_plain = _rng_state()
         return {**own, **rng_t}, rng_plain
 
@@ -146,4 +146,4 @@ class Checkpoints:
             _set_rng_state({k: v.cpu() for k, v in mine.items() if k.startswith("rng.")},
                            desc["ranks"]["rng"][r - 1])
         elif r >= saved:                    # a rank the checkpoint did not have
-            distributed.reseed(self.cfg.seed, r, self.step)
+            ranks.reseed(self.cfg.seed, r, self.step)

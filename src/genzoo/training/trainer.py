@@ -23,7 +23,7 @@ from tqdm import tqdm
 from genzoo.data.dataset import TensorDataset
 from genzoo.errors import GenzooError
 from genzoo.models.base import Family
-from genzoo.training import distributed
+from genzoo.training import distributed, ranks
 from genzoo.training.batches import Batches, split_batch  # noqa: F401 (the public names)
 from genzoo.training.ema import EMA
 from genzoo.training.resume import Checkpoints
@@ -40,7 +40,7 @@ class Trainer(ObjectiveSteps, Checkpoints):
     (``genzoo.viz.samples.save_samples``; none are drawn without one).
 
     In a torch.distributed process group of several ranks (torchrun), each rank trains on its
-    shard of every batch and rank 0 alone writes; see :mod:`genzoo.training.distributed`.
+    shard of every batch and rank 0 alone writes; see :mod:`genzoo.training.ranks`.
     """
 
     def __init__(self, model: Family, data: TensorDataset, config: TrainConfig,
@@ -48,7 +48,7 @@ class Trainer(ObjectiveSteps, Checkpoints):
                  writer=None, log=print):
         self.cfg = config
         self.device = distributed.local_device(resolve_device(config.device))
-        self.dist = distributed.context(self.device)     # None in a single process
+        self.dist = ranks.context(self.device)     # None in a single process
         self.precision = resolve_precision(config.precision, self.device)   # fp32 | bf16
         torch.manual_seed(config.seed)
         random.seed(config.seed)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genzoo.training.evolution import episode_seeds, in_workers, score_block
+from genzoo.training.scoring import episode_seeds, in_workers, score_block
 from genzoo.training.run import RunDir
 from genzoo.viz.plots import plt, save_figure
 from genzoo.viz.rollout import save_strip, save_videos

@@ -10,7 +10,7 @@ no notes, is cached as such too, and is skipped with a one-line message or refus
 
 The JSB chorales' 16th-note grid (.npz of object arrays, as in Boulanger-Lewandowski et al.
 2012 and MuseGAN) is read without executing the pickles inside it: only numpy arrays are
-let out of the unpickler (see ``sources._ArraysOnly``).
+let out of the unpickler (see ``source_formats.ArraysOnly``).
 """
 from __future__ import annotations
 
@@ -232,7 +232,7 @@ def read_grid_npz(path: Path, split: str | None) -> tuple[list[np.ndarray], str]
     """The pieces (each (T, voices) float, MIDI pitch or NaN for a rest) of one split of a
     JSB-style .npz, and the split's name (``train`` when none is named)."""
     import pickle
-    from genzoo.data.sources import _ArraysOnly
+    from genzoo.data.source_formats import ArraysOnly
     try:
         with zipfile.ZipFile(path) as zf:
             splits = sorted(n[:-4] for n in zf.namelist() if n.endswith(".npy"))
@@ -241,7 +241,7 @@ def read_grid_npz(path: Path, split: str | None) -> tuple[list[np.ndarray], str]
                 raise GenzooError(f"{path}: no split {split!r} in it (splits: {', '.join(splits)})")
             with zf.open(split + ".npy") as f:
                 _npy_header(f)
-                pieces = _ArraysOnly(f, encoding="latin1").load()
+                pieces = ArraysOnly(f, encoding="latin1").load()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, pickle.UnpicklingError) as e:
         raise GenzooError(f"{path}: not a readable 16th-note grid .npz ({_one_line(e)})") from None
     out = []
