@@ -102,7 +102,7 @@ def main():
     p.add_argument("--generations", type=int, default=30)
     p.add_argument("--population", type=int, default=16)
     p.add_argument("--c-episodes", type=int, default=1)
-    p.add_argument("--c-max-steps", type=int, default=250)
+    p.add_argument("--c-max-steps", type=int, default=500)
     p.add_argument("--score-episodes", type=int, default=100)
     p.add_argument("--score-steps", type=int, default=1000)
     p.add_argument("--quick", action="store_true", help="a few seconds: check that it runs")

@@ -20,7 +20,7 @@ from genzoo.data.cache import cache_dir  # noqa: E402
 from genzoo.cli import main  # noqa: E402
 from genzoo.errors import GenzooError  # noqa: E402
 from genzoo.nn.mdn import Mixture, MixtureDensity  # noqa: E402
-from world_toy import agent, gym, toy  # noqa: E402
+from world_toy import BOX_ENV, agent, gym, toy  # noqa: E402
 
 needs_cma = pytest.mark.skipif(importlib.util.find_spec("cma") is None, reason="needs cma")
 VIDEOS = {".gif", ".mp4"} if importlib.util.find_spec("av") else {".gif"}   # MP4 with PyAV
@@ -112,6 +112,27 @@ def test_the_controller_is_the_papers_867_parameters():
     c = agent()
     assert c.flat_parameters().numel() == 867 == c.num_parameters()      # (32 + 256) * 3 + 3
     assert not torch.any(c.flat_parameters())                            # CMA-ES starts at 0
+
+
+def test_box_actions_are_stretched_to_their_bounds_or_clipped_where_named():
+    """CarRacing's (steer [-1, 1], gas [0, 1], brake [0, 1]): at theta = 0 stretched dimensions
+    rest mid-range and a clipped one (the paper's brake, clipped by default) at 0; large outputs
+    reach the bounds; other environments are not clipped by default."""
+    space = {"kind": "box", "low": [-1.0, 0.0, 0.0], "high": [1.0, 1.0, 1.0]}
+    z, h = torch.zeros(1, 4), torch.zeros(1, 8)
+    for env, clipped, rest in [(BOX_ENV, {}, [0.0, 0.5, 0.5]), ("CarRacing-v3", {}, [0.0, 0.5, 0.0]),
+                               (BOX_ENV, {"clipped_actions": {BOX_ENV: [2]}}, [0.0, 0.5, 0.0])]:
+        c = agent(z=4, hidden=8, space=space, env=env, **clipped).requires_grad_(False)
+        a, env_action = c.act(z, h)
+        assert env_action.tolist() == rest and a.tolist() == [rest]
+        c.controller.bias[:] = -50.0
+        assert c.act(z, h)[1].tolist() == [-1.0, 0.0, 0.0]
+        c.controller.bias[:] = 50.0
+        assert c.act(z, h)[1].tolist() == [1.0, 1.0, 1.0]
+        c.controller.bias[:] = torch.tensor([0.0, 0.0, -0.5])       # a clipped one stays 0
+        assert c.act(z, h)[1][2] == (0.0 if rest[2] == 0 else pytest.approx((np.tanh(-0.5) + 1) / 2))
+    with pytest.raises(ValueError, match=r"clipped_actions: .*: \[3\], but .* 3 Box dimensions"):
+        agent(z=4, hidden=8, space=space, clipped_actions={BOX_ENV: [3]})
 
 
 def test_m_learns_the_dynamics_of_codes():

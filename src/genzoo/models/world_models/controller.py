@@ -6,7 +6,10 @@ parameters for z = 32, h = 256 and three actions) so that nearly all of the agen
 complexity lives in V and M, trained without reward, and C can be found by an evolution
 strategy: CMA-ES (training/evolution.py) over the vector (W_c, b_c), each candidate's fitness the
 total reward of whole episodes. A Box action is tanh(W_c [z, h] + b_c) stretched to the
-action's bounds; a Discrete one is the argmax.
+action's bounds, or clipped to them in the dimensions ``clipped_actions`` names for the
+environment: by default CarRacing's brake, as the paper's agent takes it, so that at theta = 0
+the car steers straight at half gas without braking (stretched, the brake would rest at half).
+A Discrete action is the argmax.
 
 Where it plays: the real environment the rollouts were recorded in (the paper's CarRacing), or,
 with ``dream=true``, inside M (the paper's VizDoom): the episode starts from the environment's
@@ -16,7 +19,7 @@ themselves (it reads one episode: which environment, which action space, the fra
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -29,6 +32,9 @@ from genzoo.models.evolved import EvolvedFamily
 from genzoo.registry import register
 
 
+PAPER_CLIPPED = {"CarRacing-v2": [2], "CarRacing-v3": [2]}     # steer, gas, brake: the brake
+
+
 @dataclass
 class ControllerConfig:
     vision: RunRef | None = None     # V: the vae run that codes frames
@@ -38,11 +44,19 @@ class ControllerConfig:
     max_steps: int = 1000            # steps of a training episode at most (the env may end it)
     score_episodes: int = 100        # real episodes the trained controller is scored on ...
     score_steps: int = 1000          # ... of this many steps at most (CarRacing's whole track)
+    # per environment, the Box dimensions taken as clip(tanh(y), low, high), resting at 0:
+    # the paper's CarRacing brake; the other dimensions and environments are stretched
+    clipped_actions: dict[str, list[int]] = field(default_factory=lambda: dict(PAPER_CLIPPED))
 
     def validate(self):
         if min(self.max_steps, self.score_episodes, self.score_steps) < 1 or self.temperature < 0:
             raise ValueError("max_steps, score_episodes and score_steps must be >= 1, "
                              "temperature >= 0")
+        for env, dims in self.clipped_actions.items():
+            if not (isinstance(dims, (list, tuple)) and all(isinstance(i, int) and i >= 0
+                                                            for i in dims)):
+                raise ValueError(f"clipped_actions: {env}: {dims!r} is not a list of action "
+                                 "dimensions (indices >= 0)")
 
 
 @register("world_c", config=ControllerConfig, taxonomy="implicit", modality="rollout",
@@ -52,7 +66,7 @@ class WorldController(EvolvedFamily):
     train_defaults = {"population": 64, "episodes": 16, "sigma0": 0.1}
     presets = {
         # What about an hour on 2 cores affords: short training episodes, a small population.
-        "cpu-budget": {"max_steps": 250, "train.population": 16, "train.episodes": 1},
+        "cpu-budget": {"max_steps": 500, "train.population": 16, "train.episodes": 1},
         "tiny": {"max_steps": 12, "score_episodes": 2, "score_steps": 12,
                  "train.population": 4, "train.episodes": 1},
     }
@@ -69,6 +83,12 @@ class WorldController(EvolvedFamily):
             raise ValueError(f"M was trained on {memory.source.meta.get('env')}, the data is "
                              f"{data.meta['env']}")
         self.space = data.meta["action_space"]
+        self.clipped = list(config.clipped_actions.get(data.meta["env"], []))
+        dims = len(self.space.get("low", ()))
+        if self.clipped and (self.space["kind"] != "box" or max(self.clipped) >= dims):
+            raise ValueError(f"clipped_actions: {data.meta['env']}: {self.clipped}, but its "
+                             f"actions are {self.space['kind']} with {dims or 'no'} Box "
+                             "dimensions")
         self.controller = nn.Linear(memory.z_dim + memory.config.hidden, memory.a_dim)
         nn.init.zeros_(self.controller.weight)      # CMA-ES starts at theta = 0
         nn.init.zeros_(self.controller.bias)
@@ -98,7 +118,11 @@ class WorldController(EvolvedFamily):
             return torch.nn.functional.one_hot(y.argmax(-1), self.space["n"]).float(), \
                 self.space["start"] + k
         low, high = (torch.tensor(self.space[b], device=y.device) for b in ("low", "high"))
-        a = low + (torch.tanh(y) + 1) / 2 * (high - low)
+        t = torch.tanh(y)
+        a = low + (t + 1) / 2 * (high - low)
+        if self.clipped:
+            i = self.clipped
+            a[:, i] = torch.minimum(torch.maximum(t[:, i], low[i]), high[i])
         return a, a[0].cpu().numpy().astype(np.float32)
 
     def _environment(self):
