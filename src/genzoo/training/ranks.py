@@ -2,9 +2,9 @@
 
 Why not ``DistributedDataParallel``. DDP wraps one module and averages the gradients of the
 parameters its ``forward`` used, through hooks that the wrapper's forward arms. A family is not
-trained through one forward: its objectives call sub-networks directly (a GAN's critic and
-generator in turns, a U-Net inside a loss that also noises the data, an energy network inside
-Langevin chains), so a wrapper round the family would see none of those calls, and a wrapper
+trained through one forward: its objectives call sub-networks directly (two players updated in
+turns, a network called inside a loss that first corrupts the data, a network called inside a
+sampling chain), so a wrapper round the family would see none of those calls, and a wrapper
 round each sub-network would average gradients that belong to another player's update. So the
 Trainer does DDP's work explicitly, at the one place every family goes through:
 
@@ -28,13 +28,13 @@ State that is not moved by the averaged gradients alone:
 - After each step every floating-point parameter and buffer is compared across the ranks (by
   its L1 and L2 norms); where they differ, buffers are averaged and parameters take rank 0's
   values. Buffers differ when a step writes them from its own shard: batch-norm running
-  statistics, a diffusion model's data statistics, a flow's data-dependent initialisation,
+  statistics, data statistics measured on the first batches, a data-dependent initialisation,
   running moments of codes. For means over the batch the average over equal shards is the
-  mean over the global batch (a diffusion model's data mean is that of one process, to
+  mean over the global batch (a measured data mean is that of one process, to
   rounding); a variance lacks the between-shard term. Parameters differ when a family edits
-  them by hand from its shard (a VQ-VAE moving dead codes onto its batch's encoder outputs):
+  them by hand from its shard (a codebook moving unused codes onto its batch's encodings):
   rank 0's edit, a valid one, then stands for all.
-- Integer and boolean buffers are each rank's own: counters agree anyway, and an EBM's replay
+- Integer and boolean buffers are each rank's own: counters agree anyway, and a replay
   buffer (stored as int32 bits) is each rank's own set of chains. Rank 0 gathers them, and
   every rank's RNG states, into each checkpoint; on resume each rank takes back its own.
 - Batch norm: on CUDA its layers become ``SyncBatchNorm`` (batch statistics over the global

@@ -84,6 +84,9 @@ class WorldController(EvolvedFamily):
                              f"{data.meta['env']}")
         self.space = data.meta["action_space"]
         self.clipped = list(config.clipped_actions.get(data.meta["env"], []))
+        # a Box's bounds, built once rather than every step (not state: they come with the data)
+        self._low, self._high = (torch.tensor(self.space.get(b, []), dtype=torch.float32)
+                                 for b in ("low", "high"))
         dims = len(self.space.get("low", ()))
         if self.clipped and (self.space["kind"] != "box" or max(self.clipped) >= dims):
             raise ValueError(f"clipped_actions: {data.meta['env']}: {self.clipped}, but its "
@@ -117,12 +120,12 @@ class WorldController(EvolvedFamily):
             k = int(y[0].argmax())
             return torch.nn.functional.one_hot(y.argmax(-1), self.space["n"]).float(), \
                 self.space["start"] + k
-        low, high = (torch.tensor(self.space[b], device=y.device) for b in ("low", "high"))
+        low, high = self._low.to(y.device), self._high.to(y.device)
         t = torch.tanh(y)
         a = low + (t + 1) / 2 * (high - low)
         if self.clipped:
-            i = self.clipped
-            a[:, i] = torch.minimum(torch.maximum(t[:, i], low[i]), high[i])
+            c = self.clipped
+            a[:, c] = torch.minimum(torch.maximum(t[:, c], low[c]), high[c])
         return a, a[0].cpu().numpy().astype(np.float32)
 
     def _environment(self):
