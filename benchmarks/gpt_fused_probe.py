@@ -21,10 +21,11 @@ SHAPE = dict(n_layer=4, n_head=4, n_embd=128, mlp_ratio=4.0, context=T, dropout=
              tokenizer="char")
 
 
-def fuse(opt: torch.optim.Optimizer) -> torch.optim.Optimizer:
-    """Switch an Adam(W) to PyTorch's fused kernel (one pass over all tensors per step)."""
+def fuse(opt: torch.optim.Optimizer, on: bool = True) -> torch.optim.Optimizer:
+    """Switch an Adam(W) to PyTorch's fused kernel (one pass over all tensors per step), or
+    (``on=False``) to the per-operation one (genzoo's Adam took it before it was fused)."""
     for group in opt.param_groups:
-        group["fused"], group["foreach"] = True, False
+        group["fused"], group["foreach"] = on, (False if on else None)
     return opt
 
 
@@ -44,9 +45,8 @@ def main() -> None:
 
     def genzoo(fused: bool, **train):
         tr = trainer_for("gpt", data, SHAPE, {"batch_size": B, **train}, cpu)
-        if fused:
-            for opt in tr.optimizers:
-                fuse(opt)
+        for opt in tr.optimizers:      # genzoo's default is fused: set either way
+            fuse(opt, fused)
         return tr
 
     plain_g = torch.Generator().manual_seed(0)
