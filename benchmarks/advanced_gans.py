@@ -191,7 +191,10 @@ def report(a, name: str, features: str, rows: list[dict], planned: int) -> str:
             f"    {command}\n\nMeasured {time.strftime('%Y-%m-%d %H:%M')} on {machine()}; "
             f"`load` is the 1-minute load average before-after each run (2 = both cores busy: "
             f"above it the run shared the machine and its minutes bought fewer steps). "
-            f"Features: {features}; {a.n} samples per model.\n\n" + markdown(rows) + "\n")
+            f"Features: {features}; {a.n} samples per model. `spread_ratio`: samples' per-pixel "
+            f"spread over the reals' in the last training batch; `spread_held`: the same over "
+            f"{a.n} held-out images, of the evaluated generator (the collapse check).\n\n"
+            + markdown(rows) + "\n")
 
 
 def write_section(path: str, key: str, text: str) -> None:
@@ -221,6 +224,7 @@ def row(label: str, run: Path, wall: float, result: dict, first: dict | None) ->
            "kid": m.get("kid"), "precision": m.get("precision"), "recall": m.get("recall"),
            "novelty_ratio": nov.get("median_ratio"), "memorising": nov.get("memorising"),
            "spread_ratio": last.get("val/spread_ratio", last.get("critic/spread_ratio")),
+           "spread_held": (result.get("held_out") or {}).get("spread_ratio"),
            "ms_per_sample": 1000 * (result.get("seconds_per_sample") or float("nan"))}
     held = (first or result).get("held_out") or {}
     if "recon_nmse" in held:                    # a VQ first stage: its reconstructions
