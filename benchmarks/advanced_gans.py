@@ -192,8 +192,8 @@ def report(a, name: str, features: str, rows: list[dict], planned: int) -> str:
             f"`load` is the 1-minute load average before-after each run (2 = both cores busy: "
             f"above it the run shared the machine and its minutes bought fewer steps). "
             f"Features: {features}; {a.n} samples per model. `spread_ratio`: samples' per-pixel "
-            f"spread over the reals' in the last training batch; `spread_held`: the same over "
-            f"{a.n} held-out images, of the evaluated generator (the collapse check).\n\n"
+            f"spread over the reals' in the last training batch; `spread_held`: the same over up "
+            f"to {a.n} held-out images, of the evaluated generator (the collapse check).\n\n"
             + markdown(rows) + "\n")
 
 
