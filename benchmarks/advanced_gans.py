@@ -9,27 +9,19 @@ reused. After each run it rewrites its own section (keyed by data, families and 
 benchmarks/results/advanced_gans.md: the command, the machine, the load average around each
 run, the table.
 
-The plan for this issue's share of the lead's CPU time (about 35 minutes, in this order):
+The issue's runs (each one command; benchmarks/results/advanced_gans.md has what they gave):
 
-    # A (~23 min): StyleGAN2 + DiffAugment against DCGAN and WGAN-GP at equal wall time on
-    # small "own" data (1,200 flowers at 32x32), in a classifier's features (2 min to train)
+    # StyleGAN2 + DiffAugment against DCGAN and WGAN-GP at equal wall time (also flowers64)
     OMP_NUM_THREADS=2 python -m benchmarks.advanced_gans quality --data flowers32 \
-        --families stylegan2:cpu,dcgan:small,wgan_gp:small --minutes 6 --features-minutes 2 -n 1000
-    # B (~12 min): the VQ target on CIFAR-10 (recon NMSE <= 0.07, perplexity >= 400 of 512)
-    # with the PatchGAN on after its warm-up; pixel-space FD (the codes, not FD, are the target)
+        --families stylegan2:cpu,dcgan:small,wgan_gp:small --minutes 30 -n 1000
+    # the VQ targets (recon NMSE <= 0.07, perplexity >= 400 of 512); pixel-space FD
     OMP_NUM_THREADS=2 python -m benchmarks.advanced_gans quality --data cifar10 \
         --families vqgan:small --minutes 10 --features pixels -n 500
-    # C (~3 min): the speed entries (below), 2 repeats
-    OMP_NUM_THREADS=2 python -m benchmarks.advanced_gans speed --quick
-
-Left for a larger budget (the issue's full targets, each one command):
-
-    OMP_NUM_THREADS=2 python -m benchmarks.advanced_gans quality --data flowers32 --minutes 30
-    OMP_NUM_THREADS=2 python -m benchmarks.advanced_gans quality --data flowers64 --minutes 30
-    OMP_NUM_THREADS=2 python -m benchmarks.advanced_gans quality --data cifar10 --minutes 30
-    # VQ-GAN against the VQ-VAE, each with its GPT prior, at equal total time:
+    # VQ-GAN against the VQ-VAE, each with its GPT prior, at equal total time
     OMP_NUM_THREADS=2 python -m benchmarks.advanced_gans quality --data cifar10 \
         --families vqgan:small+prior,vqvae:small+prior --minutes 10 --prior-minutes 5
+    # the speed entries (below), 2 repeats
+    OMP_NUM_THREADS=2 python -m benchmarks.advanced_gans speed --quick
     # options: --families FAMILY:PRESET,... (default: stylegan2:cpu, progan:cpu, dcgan:sagan,
     #   dcgan:small, wgan_gp:small), --features classifier:RUN_DIR | inception:PATH | pixels
     #   (default: a classifier trained first on the data's labels for --features-minutes),
