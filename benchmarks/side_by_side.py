@@ -8,7 +8,9 @@ Parts (``--parts``, comma-separated):
   gpt        genzoo's GPT training step (4 layers, 4 heads, width 128, block 64, batch 12,
              vocab 65) in each mode (fp32, bf16, torch.compile, both) against a plain
              nanoGPT-style GPT of the same shape (benchmarks/plain.py); MFU against this
-             machine's measured peak matmul FLOP/s
+             machine's measured peak matmul FLOP/s (on CUDA the fp32 peak is TF32's, as the
+             Trainer turns TF32 on: ``train.tf32``)
+  gpt2       (CUDA) the same at the GPT-2 small shape (12 x 768, block 1024, batch 16)
   unet       the DDPM U-Net (genzoo's default recipe): genzoo's step in each mode (fp32, +EMA,
              bf16, bf16 + channels_last, bf16 + compile) against the obvious eager loop round a
              copy of the same network; MFU from counted FLOPs
@@ -33,6 +35,7 @@ import json
 import os
 import statistics
 import time
+import traceback
 from typing import Callable
 
 import torch
@@ -46,7 +49,7 @@ from genzoo import config as C
 from genzoo.nn.sampling import generate
 from genzoo.training.trainer import TrainConfig, Trainer
 
-PARTS = ("gpt", "unet", "vae", "diffusion", "gpt-sample", "pixelcnn", "max-batch")
+PARTS = ("gpt", "gpt2", "unet", "vae", "diffusion", "gpt-sample", "pixelcnn", "max-batch")
 
 
 # -- measuring --------------------------------------------------------------------------------
@@ -106,39 +109,50 @@ def trainer_for(family: str, data, model: dict, train: dict, device) -> Trainer:
 
 
 def modes(device, channels_last: bool, compile_: bool) -> dict[str, dict]:
-    out = {"genzoo fp32": {}, "genzoo bf16": {"precision": "bf16"}}
+    out = {"genzoo fp32": {"precision": "fp32"}, "genzoo bf16": {"precision": "bf16"}}
     if channels_last:
         out["genzoo bf16 + channels_last"] = {"precision": "bf16", "channels_last": True}
     if compile_:
-        out["genzoo compile"] = {"compile": True}
+        out["genzoo compile"] = {"precision": "fp32", "compile": True}
         out["genzoo bf16 + compile"] = {"precision": "bf16", "compile": True}
     return out
 
 
 # -- the parts --------------------------------------------------------------------------------
-def part_gpt(a, device, peak):
-    B, T, V = 12, 64, 65
-    shape = dict(n_layer=4, n_head=4, n_embd=128, mlp_ratio=4.0, context=T, dropout=0.0,
+def gpt_part(a, device, peak, L=4, H=4, d=128, T=64, B=12, V=65):
+    """genzoo's GPT step in each mode against the plain nanoGPT-style step of the same shape."""
+    shape = dict(n_layer=L, n_head=H, n_embd=d, mlp_ratio=4.0, context=T, dropout=0.0,
                  tokenizer="char")
     data = synthetic_text(B * 16, T, V).to(device)
-    variants, flops = {}, {}
+    variants = {}
     for name, m in modes(device, False, not a.no_compile).items():
         tr = trainer_for("gpt", data, shape, {"batch_size": B, **m}, device)
         variants[name] = tr.train_step
     g = torch.Generator().manual_seed(0)
     for bf16 in (False, True):
-        plain = PlainGPT(V, T, 4, 4, 128).to(device)
+        plain = PlainGPT(V, T, L, H, d).to(device)
         opt = plain.optimizer()
         x = data.x
 
         def step(plain=plain, opt=opt, bf16=bf16):
             plain_gpt_step(plain, opt, x[torch.randint(len(x), (B,), generator=g)], bf16)
         variants["plain bf16" if bf16 else "plain fp32"] = step
-    n = sum(p.numel() for p in PlainGPT(V, T, 4, 4, 128).parameters()) - T * 128
-    per_step = B * T * gpt_flops_per_token(n, 4, T, 128)
-    flops = {k: per_step for k in variants}
+    n = sum(p.numel() for p in plain.parameters()) - T * d
+    per_step = B * T * gpt_flops_per_token(n, L, T, d)
     times = interleaved(variants, device, a.steps, a.repeats, a.warmup)
-    return table(times, "plain fp32", B * T, "tokens/s", flops, peak)
+    return table(times, "plain fp32", B * T, "tokens/s", {k: per_step for k in variants}, peak)
+
+
+def part_gpt(a, device, peak):
+    return gpt_part(a, device, peak)
+
+
+def part_gpt2(a, device, peak):
+    """(CUDA) the GPT-2 small shape (12 layers, 12 heads, width 768, block 1024, batch 16,
+    vocab 50304): the size at which a GPU's matrix units, not kernel launches, set the pace."""
+    if device.type != "cuda":
+        return [{"note": "gpt2 runs on CUDA only"}]
+    return gpt_part(a, device, peak, L=12, H=12, d=768, T=1024, B=16, V=50304)
 
 
 def part_unet(a, device, peak):
@@ -233,7 +247,7 @@ def part_max_batch(a, device, peak):
     for family, make in (("gpt", lambda b: (synthetic_text(b, 64, 65), dict(
             n_layer=4, n_head=4, n_embd=128, mlp_ratio=4.0, context=64, dropout=0.0,
             tokenizer="char"))), ("ddpm", lambda b: (synthetic_images(b, 3, 64), {"image_size": 64}))):
-        b, best = 16, None
+        b, best, limit = 16, None, f"the search stops at {2 ** 16}"
         while b <= 2 ** 16:
             try:
                 data, model = make(b)
@@ -241,16 +255,18 @@ def part_max_batch(a, device, peak):
                             device).train_step()
                 sync(device)
                 best, b = b, b * 2
-            except torch.cuda.OutOfMemoryError:
+            except (torch.cuda.OutOfMemoryError, RuntimeError) as e:
+                limit = f"{b}: {str(e).splitlines()[0][:80]}"
                 break
             finally:
                 torch.cuda.empty_cache()
-        rows.append({"variant": f"{family} bf16", "largest batch": best,
+        rows.append({"variant": f"{family} bf16", "largest batch": best, "next": limit,
                      "GiB": torch.cuda.get_device_properties(device).total_memory / 2**30})
     return rows
 
 
-RUN = {"gpt": part_gpt, "unet": part_unet, "vae": part_vae, "diffusion": part_diffusion,
+CUDA_ONLY = ("gpt2", "max-batch")
+RUN = {"gpt": part_gpt, "gpt2": part_gpt2, "unet": part_unet, "vae": part_vae, "diffusion": part_diffusion,
        "gpt-sample": part_gpt_sample, "pixelcnn": part_pixelcnn, "max-batch": part_max_batch}
 
 
@@ -258,7 +274,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
-    ap.add_argument("--parts", default=",".join(p for p in PARTS if p != "max-batch"))
+    ap.add_argument("--parts", default=",".join(p for p in PARTS if p not in CUDA_ONLY))
     ap.add_argument("--steps", type=int, default=10, help="training steps per timed repeat")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--sample-repeats", type=int, default=3, help="repeats of the sampling parts")
@@ -279,7 +295,9 @@ def main(argv=None) -> None:
     load0 = os.getloadavg()
     print(f"load average before: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f} "
           f"({os.cpu_count()} cores)", flush=True)
-    size = 4096 if device.type == "cuda" else 1024
+    size = 8192 if device.type == "cuda" else 1024
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
     peak = {"fp32": peak_matmul_flops(device, torch.float32, n=size),
             "bf16": peak_matmul_flops(device, torch.bfloat16, n=size)}
     print(f"peak matmul: fp32 {peak['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.1f} "
@@ -289,8 +307,16 @@ def main(argv=None) -> None:
         if part not in RUN:
             raise SystemExit(f"unknown part {part!r} (parts: {', '.join(PARTS)})")
         t = time.perf_counter()
-        rows = RUN[part](a, device, peak)
+        try:
+            rows = RUN[part](a, device, peak)
+        except Exception as e:     # one part's failure must not lose the others' figures
+            traceback.print_exc()
+            rows = [{"variant": "failed", "error": f"{type(e).__name__}: {e}"[:300]}]
         results[part] = rows
+        if a.json:                 # after every part: a run stopped at its time limit keeps them
+            with open(a.json, "w") as f:
+                json.dump({"machine": machine(), "load": [load0], "peak": peak,
+                           "args": vars(a), "results": results}, f, indent=1)
         print(f"\n## {part} ({time.perf_counter() - t:.0f} s)\n" + markdown(rows), flush=True)
         timed = [r for r in rows if "ms" in r and r["variant"].startswith("genzoo")]
         if timed:

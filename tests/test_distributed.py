@@ -259,8 +259,8 @@ def _genzoo(*args, cwd):
 def test_devices_launches_torchrun_and_rank_zero_alone_writes(tmp_path):
     (tmp_path / "corpus.txt").write_text(CORPUS)
     r = _genzoo("train", "gpt", "--preset", "tiny", "--data", "corpus.txt", "--steps", "4",
-                "--batch-size", "8", "--devices", "2", "--out", "run", "--no-progress",
-                "--set", "train.checkpoint_every=2", "--set", "train.log_every=2", cwd=tmp_path)
+                "--batch-size", "8", "--devices", "2", "--device", "cpu", "--out", "run",
+                "--no-progress", "--set", "train.checkpoint_every=2", "--set", "train.log_every=2", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "on 2 processes" in r.stdout and r.stdout.count("done: run") == 1, r.stdout
     steps = [json.loads(line)["step"] for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
@@ -274,7 +274,7 @@ def test_a_batch_that_does_not_divide_is_one_line_before_launching(tmp_path, cap
     from genzoo.cli import main
     (tmp_path / "corpus.txt").write_text(CORPUS)
     code = main(["train", "gpt", "--preset", "tiny", "--data", "corpus.txt", "--batch-size", "9",
-                 "--devices", "2", "--out", "run"])
+                 "--devices", "2", "--device", "cpu", "--out", "run"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "does not divide among 2 processes" in err and "\n" not in err
     assert not (tmp_path / "run").exists()
