@@ -40,12 +40,12 @@ cat "$OUT/side_by_side.txt"
 
 if [ "${SUITE:-1}" = 1 ]; then
     stamp "the whole suite"
-    timeout 130 "$PY" -m pytest -q tests -p no:cacheprovider $(par 12) $(cap 90) --durations=10 >"$OUT/suite.txt" 2>&1
+    timeout 120 "$PY" -m pytest -q tests -p no:cacheprovider $(par 12) $(cap 90) --durations=10 >"$OUT/suite.txt" 2>&1
     grep -E "^(FAILED|ERROR)" "$OUT/suite.txt" | head -30; tail -3 "$OUT/suite.txt"
 fi
 
 stamp "GPT-2 small, compiled"
-timeout 130 "$PY" -m benchmarks.side_by_side --device cuda --threads "$OMP_NUM_THREADS" \
+timeout 110 "$PY" -m benchmarks.side_by_side --device cuda --threads "$OMP_NUM_THREADS" \
     --parts gpt2 --repeats 5 --json "$OUT/gpt2_compiled.json" >"$OUT/gpt2_compiled.txt" 2>&1
 tail -12 "$OUT/gpt2_compiled.txt"
 stamp "done; results in $OUT"
