@@ -21,10 +21,16 @@ torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
+def _isolated(request, tmp_path, monkeypatch):
     monkeypatch.setenv("GENZOO_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     torch.manual_seed(0)
+    if request.node.get_closest_marker("gpu") is None:
+        # The suite states the CPU's behaviour (bit-exact resume, CPU generators and batches);
+        # on a machine with a GPU, device=auto would pick it, in this process and in the
+        # commands the tests start. tests/test_gpu.py (marked gpu) states CUDA's behaviour.
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
 
 
 def blobs(n: int = 96, side: int = 16, channels: int = 1, seed: int = 0) -> np.ndarray:

@@ -49,8 +49,11 @@ TOL = 1e-5
 
 
 def _spawn(fn, folder: Path, *args) -> None:
-    """Run ``fn(rank, folder, *args)`` in WORLD forked processes joined in a gloo group."""
-    mp.start_processes(_join, args=(fn, folder, args), nprocs=WORLD, start_method="fork")
+    """Run ``fn(rank, folder, *args)`` in WORLD processes joined in a gloo group: forked (fast),
+    or spawned where this process has used CUDA (autograd's device threads do not survive a
+    fork: a GPU test run earlier in the same process would break the ranks)."""
+    start = "spawn" if torch.cuda.is_initialized() else "fork"
+    mp.start_processes(_join, args=(fn, folder, args), nprocs=WORLD, start_method=start)
 
 
 def _join(rank, fn, folder, args):

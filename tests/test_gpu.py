@@ -27,7 +27,8 @@ from genzoo.training.run import RunDir
 
 from test_contract import CASES, CHECK, CORPUS, DATA
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")]
 
 
 def _spec(name, modality, folder, **train):

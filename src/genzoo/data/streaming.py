@@ -17,6 +17,7 @@ same data held in memory would.
 """
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -171,9 +172,12 @@ class StreamingDataset:
             getattr(self.source, "workers", 1))
         # its own generator: a DataLoader draws its workers' base seed from the global one,
         # which would shift the training noise by when the loader starts (on resume, too)
+        # workers forked where the platform can: they share the open memory maps and the
+        # source's readers instead of pickling them (spawn, and Python 3.14's forkserver default)
+        context = "fork" if workers and "fork" in mp.get_all_start_methods() else None
         loader = DataLoader(_Fetch(self.source, self.index), sampler=batches, batch_size=None,
                             num_workers=workers, pin_memory=self.device.type == "cuda",
-                            prefetch_factor=4 if workers else None,
+                            prefetch_factor=4 if workers else None, multiprocessing_context=context,
                             generator=torch.Generator().manual_seed(0))
         it = iter(loader)
         while True:
