@@ -5,7 +5,8 @@
 #   2. benchmarks/side_by_side.py on CUDA, eager modes: step times and MFU of the GPT (the CPU
 #      shape and GPT-2 small's), the U-Net and the VAE against plain PyTorch, the largest batch
 #      that fits, sampler speeds;
-#   3. the whole suite on the GPU machine (device=auto trains on CUDA there);
+#   3. the whole suite on the GPU machine (it states the CPU's behaviour there too: only the
+#      tests marked gpu see CUDA);
 #   4. GPT-2 small again with torch.compile (compilation takes a minute or so).
 # Each step has its own time limit, so one that hangs costs only its share. Everything it
 # prints is kept in $OUT (default benchmarks/results/gpu). Run from anywhere:

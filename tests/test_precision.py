@@ -1,5 +1,6 @@
-"""precision=auto: bf16 where the device multiplies bf16 natively, fp32 elsewhere; the
-convolutional families default to it, the GPT does not (benchmarks/results/scale.md)."""
+"""precision=auto: bf16 on a CPU with AMX tiles, fp32 elsewhere (on CUDA: TF32, measured faster
+than bf16 at the default sizes); the convolutional families default to it, the GPT does not
+(benchmarks/results/scale.md)."""
 from __future__ import annotations
 
 import pytest
@@ -20,6 +21,12 @@ def test_auto_follows_the_cpus_native_bf16(monkeypatch, amx):
     assert resolve_precision("auto", CPU) == ("bf16" if amx else "fp32")
     assert resolve_precision("fp32", CPU) == "fp32"     # an explicit choice is kept
     assert resolve_precision("bf16", CPU) == "bf16"
+
+
+def test_auto_on_a_gpu_is_fp32_with_tf32_and_an_explicit_bf16_is_kept():
+    cuda = torch.device("cuda")
+    assert resolve_precision("auto", cuda) == "fp32"
+    assert resolve_precision("bf16", cuda) == "bf16"
 
 
 @pytest.mark.parametrize("amx", [True, False])

@@ -101,14 +101,16 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
-    """``auto`` -> ``bf16`` where the device multiplies bf16 natively (a CUDA device that
-    supports it; a CPU with AMX tiles), else ``fp32``. A family opts in through its
-    ``train_defaults`` where its step was measured faster in bf16 (benchmarks/results); on a
-    CPU without native bf16, autocast only adds casts."""
+    """``auto`` -> ``bf16`` on a CPU with AMX tiles (the U-Net's and the VAE's steps ran
+    1.25-1.35x faster there), ``fp32`` elsewhere: on a CUDA GPU that means TF32 tensor-core
+    matmuls (``train.tf32``), which beat bf16 autocast at these families' default sizes on an
+    H200 (the U-Net's step 1.17x slower in bf16, the VAE's 1.17x: the casts round each norm
+    and activation cost more than the halved matmuls save; benchmarks/results/scale.md). A
+    large transformer is another matter (GPT-2 small: 2x faster in bf16): ask for ``bf16``.
+    A family opts in through its ``train_defaults``; on a CPU without native bf16, autocast
+    only adds casts."""
     if name != "auto":
         return name
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     if device.type == "cpu":
         return "bf16" if torch.cpu._is_amx_tile_supported() else "fp32"
     return "fp32"
