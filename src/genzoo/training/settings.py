@@ -19,7 +19,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.1       # final lr / base lr for cosine and linear
     grad_clip: float = 0.0          # max global grad norm per objective; 0 = off
     precision: str = "fp32"         # fp32 | bf16 (autocast; never fp16 on CPU) | auto (bf16
-                                    # where the device multiplies bf16 natively, else fp32)
+                                    # on a CPU with AMX, else fp32: TF32 on CUDA, measured faster)
     compile: bool = False           # torch.compile the family's sub-networks
     tf32: bool = True               # CUDA: TF32 tensor-core matmuls and convolutions (fp32
                                     # range, 10-bit mantissa products, fp32 sums)
