@@ -13,7 +13,8 @@ from torch.profiler import ProfilerActivity, profile
 
 from benchmarks.harness import markdown
 from benchmarks.plain import PlainGPT, plain_gpt_step
-from benchmarks.side_by_side import interleaved, table, trainer_for
+from benchmarks.harness import interleaved, table
+from benchmarks.side_by_side import trainer_for
 from benchmarks.text import synthetic_text
 
 B, T, V = 12, 64, 65

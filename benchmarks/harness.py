@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from genzoo import config as C
 from genzoo import registry
@@ -77,6 +78,49 @@ def timed(fn: Callable[[], Any], device: torch.device, repeats: int = 3) -> list
 
 
 # -- building -------------------------------------------------------------------------------
+def interleaved(variants: dict[str, Callable[[], object]], device, steps: int, repeats: int,
+                warmup: int) -> dict[str, list[float]]:
+    """Seconds per call of each variant, one list per variant: ``repeats`` timings of
+    ``steps`` calls each, taken in turns after ``warmup`` calls of each."""
+    for fn in variants.values():
+        for _ in range(warmup):
+            fn()
+        _sync(device)
+    names = list(variants)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            _sync(device)
+            t = time.perf_counter()
+            for _ in range(steps):
+                variants[name]()
+            _sync(device)
+            times[name].append((time.perf_counter() - t) / steps)
+    return times
+
+
+def table(times: dict[str, list[float]], base: str, items: int, unit: str,
+          flops: dict[str, float] | None = None, peak: dict[str, float] | None = None) -> list[dict]:
+    """Rows: median time per call, spread, items/s, ratio to ``base`` (time / base time)."""
+    med = {k: statistics.median(v) for k, v in times.items()}
+    rows = []
+    for name, t in med.items():
+        row = {"variant": name, "ms": 1e3 * t, "spread": (max(times[name]) - min(times[name])) / t,
+               unit: items / t, f"time / {base}": t / med[base]}
+        if flops and name in flops and peak:
+            dtype = "bf16" if "bf16" in name else "fp32"
+            row["mfu"] = flops[name] / t / peak[dtype]
+        rows.append(row)
+    return rows
+
+
+def count_flops(fn: Callable[[], object]) -> float:
+    """FLOPs of one call (matmuls, convolutions, attention: forward and backward)."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
 def build(family: str, data: TensorDataset, preset: str | None = None, **model) -> Family:
     entry = registry.get(family)
     chosen = entry.cls.presets.get(preset, {}) if preset else {}

@@ -33,15 +33,13 @@ import argparse
 import copy
 import json
 import os
-import statistics
 import time
 import traceback
-from typing import Callable
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.harness import build, machine, markdown, peak_matmul_flops, synthetic_images
+from benchmarks.harness import (build, count_flops, interleaved, machine, markdown,
+                                peak_matmul_flops, synthetic_images, table)
 from benchmarks.plain import (PlainGPT, gpt_flops_per_token, plain_diffusion_step, plain_gpt_step,
                               plain_vae_step)
 from benchmarks.text import synthetic_text
@@ -51,54 +49,6 @@ from genzoo.training.trainer import TrainConfig, Trainer
 
 PARTS = ("gpt", "gpt2", "unet", "vae", "diffusion", "gpt-sample", "pixelcnn", "max-batch")
 
-
-# -- measuring --------------------------------------------------------------------------------
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def interleaved(variants: dict[str, Callable[[], object]], device, steps: int, repeats: int,
-                warmup: int) -> dict[str, list[float]]:
-    """Seconds per call of each variant, one list per variant: ``repeats`` timings of
-    ``steps`` calls each, taken in turns after ``warmup`` calls of each."""
-    for fn in variants.values():
-        for _ in range(warmup):
-            fn()
-        sync(device)
-    names = list(variants)
-    times: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(repeats):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            sync(device)
-            t = time.perf_counter()
-            for _ in range(steps):
-                variants[name]()
-            sync(device)
-            times[name].append((time.perf_counter() - t) / steps)
-    return times
-
-
-def table(times: dict[str, list[float]], base: str, items: int, unit: str,
-          flops: dict[str, float] | None = None, peak: dict[str, float] | None = None) -> list[dict]:
-    """Rows: median time per call, spread, items/s, ratio to ``base`` (time / base time)."""
-    med = {k: statistics.median(v) for k, v in times.items()}
-    rows = []
-    for name, t in med.items():
-        row = {"variant": name, "ms": 1e3 * t, "spread": (max(times[name]) - min(times[name])) / t,
-               unit: items / t, f"time / {base}": t / med[base]}
-        if flops and name in flops and peak:
-            dtype = "bf16" if "bf16" in name else "fp32"
-            row["mfu"] = flops[name] / t / peak[dtype]
-        rows.append(row)
-    return rows
-
-
-def count_flops(fn: Callable[[], object]) -> float:
-    """FLOPs of one call (matmuls, convolutions, attention: forward and backward)."""
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return float(counter.get_total_flops())
 
 
 def trainer_for(family: str, data, model: dict, train: dict, device) -> Trainer:
@@ -253,7 +203,7 @@ def part_max_batch(a, device, peak):
                 data, model = make(b)
                 trainer_for(family, data.to(device), model, {"batch_size": b, "precision": "bf16"},
                             device).train_step()
-                sync(device)
+                torch.cuda.synchronize(device)
                 best, b = b, b * 2
             except (torch.cuda.OutOfMemoryError, RuntimeError) as e:
                 limit = f"{b}: {str(e).splitlines()[0][:80]}"

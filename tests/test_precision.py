@@ -23,7 +23,8 @@ def test_auto_follows_the_cpus_native_bf16(monkeypatch, amx):
     assert resolve_precision("bf16", CPU) == "bf16"
 
 
-def test_auto_on_a_gpu_is_fp32_with_tf32_and_an_explicit_bf16_is_kept():
+def test_auto_on_a_gpu_is_fp32_with_tf32_and_an_explicit_bf16_is_kept(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # as on an H200
     cuda = torch.device("cuda")
     assert resolve_precision("auto", cuda) == "fp32"
     assert resolve_precision("bf16", cuda) == "bf16"
