@@ -22,8 +22,9 @@ The issue's runs (each one command; benchmarks/results/advanced_gans.md has what
         --families vqgan:small+prior,vqvae:small+prior --minutes 10 --prior-minutes 5
     # the speed entries (below), 2 repeats
     OMP_NUM_THREADS=2 python -m benchmarks.advanced_gans speed --quick
-    # options: --families FAMILY:PRESET,... (default: stylegan2:cpu, progan:cpu, dcgan:sagan,
-    #   dcgan:small, wgan_gp:small), --features classifier:RUN_DIR | inception:PATH | pixels
+    # options: --families FAMILY:PRESET[@KEY=VALUE...],... (default: stylegan2:cpu, progan:cpu,
+    #   dcgan:sagan, dcgan:small, wgan_gp:small; e.g. stylegan2:cpu@augment=ada sets a model
+    #   setting), --features classifier:RUN_DIR | inception:PATH | pixels
     #   (default: a classifier trained first on the data's labels for --features-minutes),
     #   -n samples, --out DIR, --datasets DIR, --results FILE; --smoke: tiny presets and
     #   3 steps, to check the wiring (writes no results file)
@@ -53,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from benchmarks.harness import (build, machine, markdown, measure_sampling, modes_table,
                                 synthetic_images)
@@ -148,11 +150,14 @@ def quality(a) -> None:
     features = feature_space(a, data, side, holdout, root)
     rows, items = [], a.families.split(",")
     for item in items:
+        item, *over = item.split("@")                    # "@key=value": a model setting
         family, _, preset = item.partition(":")
         preset, plus, _ = preset.partition("+")          # "+prior": a GPT prior after it
-        folder = root / "runs" / f"{family}-{preset or 'default'}"
+        tag = f"{preset or 'default'}{''.join('@' + o for o in over)}"
+        folder = root / "runs" / f"{family}-{tag}"
         load0 = os.getloadavg()[0]
-        run, wall = train_one(family, preset, data, side, holdout, a.minutes, folder,
+        model = {k: yaml.safe_load(v) for k, _, v in (o.partition("=") for o in over)}
+        run, wall = train_one(family, preset, data, side, holdout, a.minutes, folder, model,
                               smoke=a.smoke)
         first = None
         if plus:
@@ -162,7 +167,7 @@ def quality(a) -> None:
             first = evaluate_once(run, features, a.n)
             run, wall = prior, wall + wall2
         result = evaluate_once(run, features, a.n)
-        rows.append({**row(f"{family}:{preset or 'default'}{plus and '+prior'}", run, wall,
+        rows.append({**row(f"{family}:{tag}{plus and '+prior'}", run, wall,
                            result, first), "load": f"{load0:.1f}-{os.getloadavg()[0]:.1f}"})
         print(markdown(rows[-1:]), flush=True)
         if a.results and not a.smoke:
