@@ -111,7 +111,7 @@ def part_unet(a, device, peak):
     model = {"image_size": side}
     variants, flops = {}, {}
     for name, m in {**modes(device, True, not a.no_compile),
-                    "genzoo fp32 + EMA": {"ema_decay": 0.999}}.items():
+                    "genzoo fp32 + EMA": {"precision": "fp32", "ema_decay": 0.999}}.items():
         tr = trainer_for("ddpm", data, model, {"batch_size": B, **m}, device)
         variants[name] = tr.train_step
     net = copy.deepcopy(tr.model.net)
