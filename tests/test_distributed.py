@@ -263,7 +263,8 @@ def test_devices_launches_torchrun_and_rank_zero_alone_writes(tmp_path):
     (tmp_path / "corpus.txt").write_text(CORPUS)
     r = _genzoo("train", "gpt", "--preset", "tiny", "--data", "corpus.txt", "--steps", "4",
                 "--batch-size", "8", "--devices", "2", "--device", "cpu", "--out", "run",
-                "--no-progress", "--set", "train.checkpoint_every=2", "--set", "train.log_every=2", cwd=tmp_path)
+                "--no-progress", "--set", "train.checkpoint_every=2", "--set", "train.log_every=2",
+                cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "on 2 processes" in r.stdout and r.stdout.count("done: run") == 1, r.stdout
     steps = [json.loads(line)["step"] for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]

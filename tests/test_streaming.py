@@ -187,3 +187,19 @@ def test_pack_round_trip_text(tmp_path):
             assert len(ds) == len(original) and ds.meta["tokenizer"] == original.meta["tokenizer"]
             got = ds.batch(torch.arange(len(ds)))
             assert torch.equal(got["x"], original.x) and torch.equal(got["mask"], original.items["mask"])
+
+
+def _read_in_a_spawned_process(rank, packed, want):
+    # a spawned process's default start method is spawn, as forkserver is Python 3.14's default
+    stream = _load(packed, storage="stream", workers=1, image_size=4)
+    (_, batch), = stream.loader(iter([torch.tensor([5, 0, 9])]))
+    assert torch.equal(batch["x"], want)
+
+
+def test_streamed_workers_start_where_the_default_start_method_is_not_fork(images, tmp_path):
+    """The packed set's readers are not picklable (memory maps, a closure): the loader forks
+    its workers wherever the platform can, whatever the default start method."""
+    out = pack(str(images / "imgs.tar"), tmp_path / "packed", log=lambda *_: None, progress=False)
+    want = _load(out, storage="memory", image_size=4).batch(torch.tensor([5, 0, 9]))["x"]
+    torch.multiprocessing.start_processes(_read_in_a_spawned_process, args=(str(out), want),
+                                          nprocs=1, start_method="spawn")
