@@ -11,9 +11,8 @@ import os
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from benchmarks.harness import markdown
 from benchmarks.plain import PlainGPT, plain_gpt_step
-from benchmarks.harness import interleaved, table
+from benchmarks.harness import interleaved, markdown, table
 from benchmarks.side_by_side import trainer_for
 from benchmarks.text import synthetic_text
 

@@ -77,7 +77,6 @@ def timed(fn: Callable[[], Any], device: torch.device, repeats: int = 3) -> list
     return out
 
 
-# -- building -------------------------------------------------------------------------------
 def interleaved(variants: dict[str, Callable[[], object]], device, steps: int, repeats: int,
                 warmup: int) -> dict[str, list[float]]:
     """Seconds per call of each variant, one list per variant: ``repeats`` timings of
@@ -121,6 +120,7 @@ def count_flops(fn: Callable[[], object]) -> float:
     return float(counter.get_total_flops())
 
 
+# -- building -------------------------------------------------------------------------------
 def build(family: str, data: TensorDataset, preset: str | None = None, **model) -> Family:
     entry = registry.get(family)
     chosen = entry.cls.presets.get(preset, {}) if preset else {}

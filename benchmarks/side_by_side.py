@@ -69,7 +69,7 @@ def modes(device, channels_last: bool, compile_: bool) -> dict[str, dict]:
 
 
 # -- the parts --------------------------------------------------------------------------------
-def gpt_part(a, device, peak, L=4, H=4, d=128, T=64, B=12, V=65):
+def part_gpt(a, device, peak, L=4, H=4, d=128, T=64, B=12, V=65):
     """genzoo's GPT step in each mode against the plain nanoGPT-style step of the same shape."""
     shape = dict(n_layer=L, n_head=H, n_embd=d, mlp_ratio=4.0, context=T, dropout=0.0,
                  tokenizer="char")
@@ -93,16 +93,12 @@ def gpt_part(a, device, peak, L=4, H=4, d=128, T=64, B=12, V=65):
     return table(times, "plain fp32", B * T, "tokens/s", {k: per_step for k in variants}, peak)
 
 
-def part_gpt(a, device, peak):
-    return gpt_part(a, device, peak)
-
-
 def part_gpt2(a, device, peak):
     """(CUDA) the GPT-2 small shape (12 layers, 12 heads, width 768, block 1024, batch 16,
     vocab 50304): the size at which a GPU's matrix units, not kernel launches, set the pace."""
     if device.type != "cuda":
         return [{"note": "gpt2 runs on CUDA only"}]
-    return gpt_part(a, device, peak, L=12, H=12, d=768, T=1024, B=16, V=50304)
+    return part_gpt(a, device, peak, L=12, H=12, d=768, T=1024, B=16, V=50304)
 
 
 def part_unet(a, device, peak):
@@ -216,8 +212,9 @@ def part_max_batch(a, device, peak):
 
 
 CUDA_ONLY = ("gpt2", "max-batch")
-RUN = {"gpt": part_gpt, "gpt2": part_gpt2, "unet": part_unet, "vae": part_vae, "diffusion": part_diffusion,
-       "gpt-sample": part_gpt_sample, "pixelcnn": part_pixelcnn, "max-batch": part_max_batch}
+RUN = {"gpt": part_gpt, "gpt2": part_gpt2, "unet": part_unet, "vae": part_vae,
+       "diffusion": part_diffusion, "gpt-sample": part_gpt_sample, "pixelcnn": part_pixelcnn,
+       "max-batch": part_max_batch}
 
 
 def main(argv=None) -> None:
@@ -253,6 +250,12 @@ def main(argv=None) -> None:
     print(f"peak matmul: fp32 {peak['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.1f} "
           f"GFLOP/s", flush=True)
     results = {}
+
+    def save(load):
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump({"machine": machine(), "load": load, "peak": peak, "args": vars(a),
+                           "results": results}, f, indent=1)
     for part in a.parts.split(","):
         if part not in RUN:
             raise SystemExit(f"unknown part {part!r} (parts: {', '.join(PARTS)})")
@@ -263,10 +266,7 @@ def main(argv=None) -> None:
             traceback.print_exc()
             rows = [{"variant": "failed", "error": f"{type(e).__name__}: {e}"[:300]}]
         results[part] = rows
-        if a.json:                 # after every part: a run stopped at its time limit keeps them
-            with open(a.json, "w") as f:
-                json.dump({"machine": machine(), "load": [load0], "peak": peak,
-                           "args": vars(a), "results": results}, f, indent=1)
+        save([load0])              # after every part: a run stopped at its limit keeps them
         print(f"\n## {part} ({time.perf_counter() - t:.0f} s)\n" + markdown(rows), flush=True)
         timed = [r for r in rows if "ms" in r and r["variant"].startswith("genzoo")]
         if timed:
@@ -276,10 +276,7 @@ def main(argv=None) -> None:
     print(f"\nload average after: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
     if max(load0[0], load1[0]) > a.threads + 0.5:
         print("warning: the machine was busy (load above the pinned threads): rerun alone")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump({"machine": machine(), "load": [load0, load1], "peak": peak,
-                       "args": vars(a), "results": results}, f, indent=1)
+    save([load0, load1])
 
 
 if __name__ == "__main__":

@@ -101,14 +101,13 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
-    """``auto`` -> ``bf16`` on a CPU with AMX tiles (the U-Net's and the VAE's steps ran
-    1.25-1.35x faster there), ``fp32`` elsewhere: on a CUDA GPU that means TF32 tensor-core
-    matmuls (``train.tf32``), which beat bf16 autocast at these families' default sizes on an
-    H200 (the U-Net's step 1.18x slower in bf16, the VAE's 1.17x: the casts round each norm
-    and activation cost more than the halved matmuls save; benchmarks/results/scale.md). A
-    large transformer is another matter (GPT-2 small: 2x faster in bf16): ask for ``bf16``.
-    A family opts in through its ``train_defaults``; on a CPU without native bf16, autocast
-    only adds casts."""
+    """``auto`` -> ``bf16`` on a CPU with AMX tiles, ``fp32`` elsewhere: on a CUDA GPU that
+    means TF32 tensor-core matmuls (``train.tf32``), which beat bf16 autocast at the default
+    sizes of the families that ask for ``auto`` (measured on an H200:
+    benchmarks/results/scale.md). Large matrix products on a GPU (a big transformer) want
+    ``bf16``, asked for explicitly. A family
+    opts in through its ``train_defaults``; on a CPU without native bf16, autocast only adds
+    casts."""
     if name != "auto":
         return name
     if device.type == "cpu":
