@@ -102,7 +102,7 @@ PRESETS = {
 class StyleGAN2(AdversarialFamily):
     presets = PRESETS
     train_defaults = {"batch_size": 32, "steps": 5000, "ema_decay": 0.998, "sample_every": 250,
-                      "log_every": 10}
+                      "log_every": 10, "precision": "auto"}
     ema_networks = ("G",)
     sample_options = (SampleOption("psi", float, 1.0, "truncation around the mean style: w = "
                                    "w_avg + psi (w - w_avg); 0 gives the mean image, 1 none"),)
