@@ -197,6 +197,27 @@ def test_diffaugment_ops_move_content_and_are_differentiable_twice():
     assert torch.equal(aug.eval()(x), x)            # held-out scores see plain images
 
 
+def test_auto_augmentation_is_diffaugment_on_small_sets_and_off_on_large_ones():
+    from genzoo.models.gan.stylegan2 import SMALL_DATA
+
+    def made(size, **settings):
+        entry = registry.get("stylegan2")
+        cfg = C.from_dict(entry.config, {**TINY, **settings}, "stylegan2")
+        return entry.cls(cfg, DataInfo("image", (3, 16, 16), size=size))
+
+    small, large = made(SMALL_DATA - 1), made(SMALL_DATA)
+    assert small.augmentation == "diffaugment" and isinstance(small.augment, Augment)
+    assert not small.augment.adaptive and small.augment.p.item() == 1.0
+    assert large.augmentation == "none" and large.augment is None
+    assert made(0).augmentation == "diffaugment"                 # size not known: small
+    assert made(SMALL_DATA, augment="diffaugment").augment is not None   # a choice stands
+    assert made(100, augment="none").augment is None
+    # the run's data size reaches the family (and is saved with the run)
+    info = DataInfo.of(images(n=24))
+    assert info.size == 24 and DataInfo.from_dict(info.to_dict()).size == 24
+    assert DataInfo.from_dict({"modality": "image", "shape": [3, 8, 8]}).size == 0
+
+
 def test_ada_raises_p_when_d_is_sure_of_the_reals_and_lowers_it_otherwise():
     ada = Augment(adaptive=True, target=0.6, kimg=0.1, interval=2)   # 100 images: 0 -> 1
     assert ada.p.item() == 0

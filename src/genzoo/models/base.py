@@ -44,6 +44,7 @@ class DataInfo:
     class_names: list[str] | None = None
     meta: dict = field(default_factory=dict)   # JSON-able modality extras (e.g. a vocabulary)
     fields: dict[str, FieldInfo] = field(default_factory=dict)
+    size: int = 0                       # training items (0: not known, e.g. an older run)
 
     @classmethod
     def of(cls, ds) -> "DataInfo":
@@ -52,18 +53,21 @@ class DataInfo:
                                tuple(v.shape[1:]), str(v.dtype).replace("torch.", ""))
                   for k, v in ds.items.items()}
         meta.pop("field_modality", None)
-        return cls(ds.modality, tuple(ds.shape), ds.num_classes, ds.class_names, meta, fields)
+        return cls(ds.modality, tuple(ds.shape), ds.num_classes, ds.class_names, meta, fields,
+                   len(ds))
 
     def to_dict(self) -> dict:
         return {"modality": self.modality, "shape": list(self.shape),
                 "num_classes": self.num_classes, "class_names": self.class_names,
-                "meta": self.meta, "fields": {k: f.to_dict() for k, f in self.fields.items()}}
+                "meta": self.meta, "fields": {k: f.to_dict() for k, f in self.fields.items()},
+                "size": self.size}
 
     @classmethod
     def from_dict(cls, d: dict) -> "DataInfo":
         return cls(d["modality"], tuple(d["shape"]), d.get("num_classes", 0),
                    d.get("class_names"), d.get("meta", {}),
-                   {k: FieldInfo.from_dict(f) for k, f in (d.get("fields") or {}).items()})
+                   {k: FieldInfo.from_dict(f) for k, f in (d.get("fields") or {}).items()},
+                   d.get("size", 0))
 
 
 @dataclass(frozen=True)

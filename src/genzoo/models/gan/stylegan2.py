@@ -12,8 +12,11 @@ D: softplus(D(G(z))) + softplus(-D(x)), G: softplus(-D(G(z))), with two lazy reg
 Style mixing regularisation: with probability 0.9 a batch is drawn from two codes z1, z2, and
 the layers from a random cut-off on read w2, so that G cannot assume adjacent styles correlate.
 Sampling uses the EMA of G (train.ema_decay) and, as an option, the truncation trick
-w' = w_avg + psi (w - w_avg). Every image D sees passes through the augmentation T (on by
-default: our users' own data sets are small).
+w' = w_avg + psi (w - w_avg). Every image D sees passes through the augmentation T, by default
+(augment=auto) DiffAugment on a set of under SMALL_DATA images, where D would memorise the few
+images it sees again and again, and none on a larger one: on CIFAR-10's 45,000 images ADA's
+overfitting measure never raised its p above 0 in 30 CPU minutes, and DiffAugment there only
+slowed G (advanced_gans.md).
 """
 from __future__ import annotations
 
@@ -52,7 +55,7 @@ class StyleGAN2Config:
     lr: float = 0.002                # Adam, both players
     beta1: float = 0.0
     beta2: float = 0.99
-    augment: str = "diffaugment"     # none | diffaugment (p = 1) | ada (adaptive p)
+    augment: str = "auto"            # auto | none | diffaugment (p = 1) | ada (adaptive p)
     augment_policy: str = "color,translation,cutout"
     ada_target: float = 0.6          # ADA: the r_t it steers to
     ada_kimg: float = 500.0          # ADA: p can go from 0 to 1 in this many thousand images
@@ -73,14 +76,26 @@ class StyleGAN2Config:
             raise ValueError("style_mixing must be in [0, 1] and mapping_lr_mul in (0, 1]")
         if self.r1_gamma < 0 or self.pl_weight < 0 or not 0 < self.pl_decay <= 1:
             raise ValueError("r1_gamma and pl_weight must be >= 0, pl_decay in (0, 1]")
-        if self.augment not in ("none", "diffaugment", "ada"):
-            raise ValueError(f"augment must be none, diffaugment or ada, got {self.augment!r}")
+        if self.augment not in ("auto", "none", "diffaugment", "ada"):
+            raise ValueError(f"augment must be auto, none, diffaugment or ada, "
+                             f"got {self.augment!r}")
         names = [p.strip() for p in self.augment_policy.split(",") if p.strip()]
         if not names or set(names) - set(POLICIES):
             raise ValueError(f"augment_policy {self.augment_policy!r}: a comma-separated list "
                              f"of {', '.join(POLICIES)}")
         if self.ada_kimg <= 0:
             raise ValueError(f"ada_kimg must be > 0, got {self.ada_kimg}")
+
+
+SMALL_DATA = 10_000     # augment=auto: DiffAugment below this many training images
+
+
+def augmentation(choice: str, size: int) -> str:
+    """The augmentation a run uses: ``choice``, with auto resolved by the training set's
+    ``size`` (0, not known, counts as small)."""
+    if choice != "auto":
+        return choice
+    return "diffaugment" if size < SMALL_DATA else "none"
 
 
 PRESETS = {
@@ -114,8 +129,9 @@ class StyleGAN2(AdversarialFamily):
         self.G = StyleGenerator(cfg.z_dim, cfg.w_dim, side, c, cfg.channel_base, cfg.channel_max,
                                 cfg.mapping_layers, cfg.mapping_lr_mul, cfg.w_avg_beta)
         self.D = ResidualDiscriminator(c, side, cfg.channel_base, cfg.channel_max, cfg.mbstd_group)
-        self.augment = (None if cfg.augment == "none" else
-                        Augment(cfg.augment_policy, cfg.augment == "ada", cfg.ada_target,
+        self.augmentation = augmentation(cfg.augment, data.size)
+        self.augment = (None if self.augmentation == "none" else
+                        Augment(cfg.augment_policy, self.augmentation == "ada", cfg.ada_target,
                                 cfg.ada_kimg, cfg.ada_interval))
         self.register_buffer("pl_mean", torch.zeros(()))
 
