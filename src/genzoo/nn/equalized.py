@@ -106,8 +106,9 @@ def upsample2x(x: Tensor) -> Tensor:
 def downsample2x(x: Tensor) -> Tensor:
     """Halve the side: the separable [1, 3, 3, 1] / 8 low-pass filter, then every second pixel.
 
-    Always in fp32: on CPUs the backward of this depthwise convolution in bf16 took ~6x the
-    fp32 time, a third of a bf16 StyleGAN2 step (advanced_gans.md, speed)."""
+    Always in fp32: on CPUs the backward of this depthwise convolution in bf16 is far slower
+    than in fp32; it led the profile of a bf16 step of the residual discriminator that uses
+    it (benchmarks/results/advanced_gans.md)."""
     c = x.shape[1]
     f = torch.tensor([1.0, 3.0, 3.0, 1.0], device=x.device)
     k = (f[:, None] * f[None, :] / 64).expand(c, 1, 4, 4)

@@ -87,7 +87,9 @@ class StyleGAN2Config:
             raise ValueError(f"ada_kimg must be > 0, got {self.ada_kimg}")
 
 
-SMALL_DATA = 10_000     # augment=auto: DiffAugment below this many training images
+# augment=auto: DiffAugment below this many training images. Measured at its two sides only:
+# DiffAugment wins on 1,200 flowers, no augmentation on 45,000 CIFAR-10 images.
+SMALL_DATA = 10_000
 
 
 def augmentation(choice: str, size: int) -> str:
