@@ -22,10 +22,10 @@ from genzoo.training.trainer import TrainConfig, Trainer
 TINY = dict(image_size=16, z_dim=8, w_dim=8, mapping_layers=2, channel_base=64, channel_max=8)
 
 
-def build(shape=(3, 16, 16), **settings):
+def build(shape=(3, 16, 16), size=0, **settings):
     entry = registry.get("stylegan2")
     cfg = C.from_dict(entry.config, {**TINY, **settings}, "stylegan2")
-    return entry.cls(cfg, DataInfo("image", shape))
+    return entry.cls(cfg, DataInfo("image", shape, size=size))
 
 
 def images(n=32, side=16, seed=0):
@@ -199,19 +199,13 @@ def test_diffaugment_ops_move_content_and_are_differentiable_twice():
 
 def test_auto_augmentation_is_diffaugment_on_small_sets_and_off_on_large_ones():
     from genzoo.models.gan.stylegan2 import SMALL_DATA
-
-    def made(size, **settings):
-        entry = registry.get("stylegan2")
-        cfg = C.from_dict(entry.config, {**TINY, **settings}, "stylegan2")
-        return entry.cls(cfg, DataInfo("image", (3, 16, 16), size=size))
-
-    small, large = made(SMALL_DATA - 1), made(SMALL_DATA)
+    small, large = build(size=SMALL_DATA - 1), build(size=SMALL_DATA)
     assert small.augmentation == "diffaugment" and isinstance(small.augment, Augment)
     assert not small.augment.adaptive and small.augment.p.item() == 1.0
     assert large.augmentation == "none" and large.augment is None
-    assert made(0).augmentation == "diffaugment"                 # size not known: small
-    assert made(SMALL_DATA, augment="diffaugment").augment is not None   # a choice stands
-    assert made(100, augment="none").augment is None
+    assert build(size=0).augmentation == "diffaugment"              # size not known: small
+    assert build(size=SMALL_DATA, augment="diffaugment").augment is not None  # a choice stands
+    assert build(size=100, augment="none").augment is None
     # the run's data size reaches the family (and is saved with the run)
     info = DataInfo.of(images(n=24))
     assert info.size == 24 and DataInfo.from_dict(info.to_dict()).size == 24
