@@ -105,9 +105,8 @@ def resolve_precision(name: str, device: torch.device) -> str:
     means TF32 tensor-core matmuls (``train.tf32``), which beat bf16 autocast at the default
     sizes of the families that ask for ``auto`` (measured on an H200:
     benchmarks/results/scale.md). Large matrix products on a GPU (a big transformer) want
-    ``bf16``, asked for explicitly. A family
-    opts in through its ``train_defaults``; on a CPU without native bf16, autocast only adds
-    casts."""
+    ``bf16``, asked for explicitly. A family opts in through its ``train_defaults``; on a CPU
+    without native bf16, autocast only adds casts."""
     if name != "auto":
         return name
     if device.type == "cpu":
